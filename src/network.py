@@ -1,0 +1,163 @@
+"""The struc2mapGAN networks: a nested U-Net (U-Net++) generator and a small 3D CNN discriminator.
+
+Layer and attribute names follow the published checkpoint (see
+``rename_published_state_dict``) so that its generator loads into ``Generator``
+after a key rename.  The generator pools three times, so every spatial size of
+its input must be a multiple of ``TILE_MULTIPLE`` (8); the paper's tiles are 32³.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+
+LEVELS = 4
+"""Depth of the generator's U-Net++ (nodes conv{i}_{j} with i + j < LEVELS)."""
+
+TILE_MULTIPLE = 2 ** (LEVELS - 1)
+"""Every spatial size of a generator input must be a multiple of this (8: three 2× poolings)."""
+
+DEFAULT_WIDTHS = (32, 64, 128, 256)
+
+
+def valid_tile_size(n: int) -> bool:
+    """True when ``n`` voxels along an axis survive the generator's three poolings exactly."""
+    return n > 0 and n % TILE_MULTIPLE == 0
+
+
+class ConvBlock(nn.Module):
+    """Two 3³ convolutions with instance norm and PReLU, plus a residual path.
+
+    The residual path is the identity when ``in_channels == out_channels`` and
+    a 3³ convolution with instance norm (``downsample``) otherwise.
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_channels, mid_channels, 3, padding=1)
+        self.norm1 = nn.InstanceNorm3d(mid_channels, affine=False)
+        self.prelu1 = nn.PReLU()
+        self.conv2 = nn.Conv3d(mid_channels, out_channels, 3, padding=1)
+        self.norm2 = nn.InstanceNorm3d(out_channels, affine=False)
+        self.prelu2 = nn.PReLU()
+        self.downsample = None
+        if in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, 3, padding=1),
+                nn.InstanceNorm3d(out_channels, affine=False),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.prelu1(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return self.prelu2(out + residual)
+
+
+def _node_name(i: int, j: int) -> str:
+    return f"conv{i}_{j}"
+
+
+class Generator(nn.Module):
+    """U-Net++ mapping a simulated map tile (N, 1, D, H, W) to an experimental-like one.
+
+    Node conv{i}_{j} works at depth i (i poolings); conv{i}_0 is the encoder and
+    a nested node conv{i}_{j} (j > 0) reads the concatenation of conv{i}_0 ...
+    conv{i}_{j-1} and the upsampled conv{i+1}_{j-1}.  The output is linear.
+    """
+
+    def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, in_channels: int = 1, out_channels: int = 1):
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if len(widths) != LEVELS or min(widths) < 1:
+            raise ValueError(f"Generator needs {LEVELS} positive widths, got {widths}.")
+        self.widths = widths
+        self.pool = nn.MaxPool3d(2)
+        self.up = nn.Upsample(scale_factor=2, mode="trilinear", align_corners=True)
+        # Registered diagonal by diagonal, the order of the published checkpoint.
+        for k in range(LEVELS):
+            for i in range(k, -1, -1):
+                j = k - i
+                if j == 0:
+                    n_in = in_channels if i == 0 else widths[i - 1]
+                else:
+                    n_in = j * widths[i] + widths[i + 1]
+                self.add_module(_node_name(i, j), ConvBlock(n_in, widths[i], widths[i]))
+        self.final = nn.Conv3d(widths[0], out_channels, 1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"Generator input must have shape (N, C, D, H, W), got {tuple(x.shape)}.")
+        if not all(valid_tile_size(n) for n in x.shape[2:]):
+            raise ValueError(
+                f"Generator input sizes must be multiples of {TILE_MULTIPLE} voxels, got {tuple(x.shape[2:])}."
+            )
+        nodes: dict[tuple[int, int], torch.Tensor] = {}
+        for i in range(LEVELS):
+            below = x if i == 0 else self.pool(nodes[i - 1, 0])
+            nodes[i, 0] = self.get_submodule(_node_name(i, 0))(below)
+        for j in range(1, LEVELS):
+            for i in range(LEVELS - j):
+                inputs = [nodes[i, k] for k in range(j)] + [self.up(nodes[i + 1, j - 1])]
+                nodes[i, j] = self.get_submodule(_node_name(i, j))(torch.cat(inputs, dim=1))
+        return self.final(nodes[0, LEVELS - 1])
+
+
+class Discriminator(nn.Module):
+    """3D CNN giving one real/fake logit per tile: (N, 1, D, H, W) -> (N, 1).
+
+    Convolutions conv1..convK (3³, stride 1) of the given widths, all but the
+    last followed by instance norm and one shared PReLU; global average pool;
+    an MLP fc1..fc(M+1) with ReLU between layers.
+    """
+
+    def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, hidden: Sequence[int] = (100, 25), in_channels: int = 1):
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        hidden = tuple(int(h) for h in hidden)
+        self.n_conv = len(widths)
+        self.n_fc = len(hidden) + 1
+        channels = (in_channels,) + widths
+        for k in range(self.n_conv):
+            self.add_module(f"conv{k + 1}", nn.Conv3d(channels[k], channels[k + 1], 3, padding=1))
+            if k < self.n_conv - 1:
+                self.add_module(f"norm{k + 1}", nn.InstanceNorm3d(channels[k + 1], affine=False))
+        self.prelu = nn.PReLU()
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        features = (widths[-1],) + hidden + (1,)
+        for k in range(self.n_fc):
+            self.add_module(f"fc{k + 1}", nn.Linear(features[k], features[k + 1]))
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for k in range(1, self.n_conv):
+            x = self.prelu(self.get_submodule(f"norm{k}")(self.get_submodule(f"conv{k}")(x)))
+        x = self.pool(self.get_submodule(f"conv{self.n_conv}")(x)).flatten(1)
+        for k in range(1, self.n_fc):
+            x = self.relu(self.get_submodule(f"fc{k}")(x))
+        return self.get_submodule(f"fc{self.n_fc}")(x)
+
+
+def rename_published_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The generator's parameters from a published Lightning ``state_dict``, without the ``generator.`` prefix.
+
+    Discriminator and any other entries are dropped.  Load the result with
+    ``Generator().load_state_dict(result)``.
+    """
+    prefix = "generator."
+    renamed = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    if not renamed:
+        raise WeightsError(
+            "The checkpoint's state dict has no 'generator.' parameters, so it is not a struc2mapGAN checkpoint."
+        )
+    return renamed
