@@ -1,0 +1,220 @@
+"""Struc2map's own weights format: ``NAME.pt`` (generator state dict) plus ``NAME.json`` (metadata).
+
+The JSON records what the generator expects (input simulator, resolution, grid
+spacing, normalisation), what it produces, how it was trained, and the sha256
+of the ``.pt`` file, which is checked before the file is unpickled.  The
+``.pt`` is read with ``torch.load(weights_only=True)``, so a weights file cannot
+run code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import WeightsError
+from .network import Generator
+
+FORMAT = "struc2map-weights"
+FORMAT_VERSION = 1
+ARCHITECTURE = "unet++"
+SHIPPED_NAME = "struc2map_generator.pt"
+
+DEFAULT_INPUT = {"simulator": "molmap", "resolution": 2.0, "grid_spacing": 1.0, "normalisation": "minmax"}
+"""How the paper's generator inputs were made: molmap at 2 Å on a 1 Å grid, min-max normalised."""
+
+DEFAULT_OUTPUT = {"normalisation": "minmax", "background": None}
+
+MISSING_WEIGHTS_HELP = (
+    "No trained Struc2map weights are installed. "
+    "The Struc2map package normally ships them as weights/struc2map_generator.pt (with its .json): "
+    "reinstall the package or ChimeraX bundle to get them back, "
+    "pass a weights file of your own with --weights FILE (NAME.pt with NAME.json beside it), "
+    "or train one with 'struc2map train' (see docs/training.md)."
+)
+
+
+@dataclass
+class Weights:
+    """A loaded generator with its metadata and the file it came from."""
+
+    generator: Generator
+    metadata: dict
+    path: Path
+    sha256: str
+
+    @property
+    def short_id(self) -> str:
+        """First 12 hex digits of the ``.pt`` file's sha256, to name the weights in logs and map headers."""
+        return self.sha256[:12]
+
+
+def weights_file_pair(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The ``(NAME.pt, NAME.json)`` pair for a path given as NAME.pt, NAME.json or NAME."""
+    path = Path(path)
+    if path.suffix in (".pt", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".pt"), path.with_name(path.name + ".json")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, *, overwrite: bool = False) -> Path:
+    """Write ``generator``'s weights as NAME.pt and NAME.json; return the ``.pt`` path.
+
+    ``metadata`` supplies "input", "output" and "training" (defaults: the
+    paper's molmap input, min-max output, no training record); the format
+    fields, widths, sha256, creation time and Struc2map version are filled in.
+    Each file is written to a temporary file and moved into place.
+    """
+    if not isinstance(generator, Generator):
+        raise TypeError(f"save_weights needs a Generator, got {type(generator).__name__}.")
+    pt_path, json_path = weights_file_pair(path)
+    if not overwrite:
+        for p in (pt_path, json_path):
+            if p.exists():
+                raise WeightsError(f"{p} already exists; choose another name or allow overwriting.")
+    pt_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
+    pt_tmp = _temp_path(pt_path)
+    json_tmp = None
+    try:
+        torch.save(state, pt_tmp)
+        meta = {"input": dict(DEFAULT_INPUT), "output": dict(DEFAULT_OUTPUT), "training": {}}
+        meta.update(metadata)
+        meta.update(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            architecture=ARCHITECTURE,
+            widths=list(generator.widths),
+            sha256=file_sha256(pt_tmp),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            struc2map_version=__version__,
+        )
+        json_tmp = _temp_path(json_path)
+        json_tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(pt_tmp, pt_path)
+        os.replace(json_tmp, json_path)
+    finally:
+        for tmp in (pt_tmp, json_tmp):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+    return pt_path
+
+
+def _temp_path(target: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The checked metadata of a weights file (format, version, architecture, widths, sha256)."""
+    pt_path, json_path = weights_file_pair(path)
+    if not json_path.is_file():
+        raise WeightsError(f"The metadata file {json_path} that must accompany the weights {pt_path} is missing.")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WeightsError(f"The weights metadata {json_path} is not valid JSON ({err}).") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WeightsError(f"{json_path} does not describe Struc2map weights (its format is not '{FORMAT}').")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise WeightsError(f"{json_path} has no valid format_version.")
+    if version > FORMAT_VERSION:
+        raise WeightsError(
+            f"{json_path} was written by a newer Struc2map (weights format version {version}; "
+            f"this version reads up to {FORMAT_VERSION}). Update Struc2map to use these weights."
+        )
+    if meta.get("architecture") != ARCHITECTURE:
+        raise WeightsError(
+            f"{json_path} describes a '{meta.get('architecture')}' network; this Struc2map runs '{ARCHITECTURE}'."
+        )
+    widths = meta.get("widths")
+    if not (isinstance(widths, list) and all(isinstance(w, int) and w > 0 for w in widths)):
+        raise WeightsError(f"{json_path} has no valid list of layer widths.")
+    if not isinstance(meta.get("sha256"), str):
+        raise WeightsError(f"{json_path} has no sha256 checksum of the weights.")
+    return meta
+
+
+def load_weights(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Weights:
+    """Load the generator described by NAME.json from NAME.pt, in eval mode on ``map_location``.
+
+    ``path`` may name the ``.pt``, the ``.json`` or NAME.  The ``.pt`` file's
+    sha256 is checked against the metadata before it is unpickled.
+    """
+    pt_path, json_path = weights_file_pair(path)
+    if not pt_path.is_file():
+        raise WeightsError(f"The weights file {pt_path} does not exist.")
+    meta = read_metadata(pt_path)
+    sha = file_sha256(pt_path)
+    if sha != meta["sha256"]:
+        raise WeightsError(
+            f"The weights file {pt_path} is corrupt or was changed: sha256 {sha}, "
+            f"expected {meta['sha256']} (from {json_path.name})."
+        )
+    try:
+        state = torch.load(pt_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for unreadable or unsafe pickles
+        raise WeightsError(
+            f"The weights file {pt_path} cannot be read as plain tensors: it is damaged, not a PyTorch file, "
+            f"or holds Python objects that are refused because unpickling them could run code ({type(err).__name__})."
+        ) from err
+    if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise WeightsError(f"The weights file {pt_path} does not hold a state dict of tensors.")
+    try:
+        generator = Generator(meta["widths"])
+    except ValueError as err:
+        raise WeightsError(f"{json_path} gives unusable layer widths: {err}") from err
+    _check_state_matches(generator, state, pt_path, meta["widths"])
+    generator.load_state_dict(state, strict=True)
+    generator.to(map_location).eval()
+    return Weights(generator=generator, metadata=meta, path=pt_path, sha256=sha)
+
+
+def _check_state_matches(generator: Generator, state: dict, pt_path: Path, widths: list) -> None:
+    """Raise a WeightsError naming the keys that differ between ``state`` and ``generator``."""
+    expected = generator.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape", wrong_shape)):
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise WeightsError(
+            f"The weights in {pt_path} do not fit a U-Net++ generator of widths {widths} "
+            f"(parameters {'; '.join(problems)})."
+        )
+
+
+def default_weights_path() -> Path | None:
+    """The shipped weights' ``.pt`` if it and its ``.json`` are installed, else None.
+
+    Looks in the package's ``weights`` folder, then in the source checkout's
+    top-level ``weights`` folder (editable installs map it there).
+    """
+    here = Path(__file__).resolve().parent
+    for folder in (here / "weights", here.parent / "weights"):
+        pt_path, json_path = weights_file_pair(folder / SHIPPED_NAME)
+        if pt_path.is_file() and json_path.is_file():
+            return pt_path
+    return None
