@@ -3,7 +3,9 @@
 Layer and attribute names follow the published checkpoint (see
 ``rename_published_state_dict``) so that its generator loads into ``Generator``
 after a key rename.  The generator pools three times, so every spatial size of
-its input must be a multiple of ``TILE_MULTIPLE`` (8); the paper's tiles are 32³.
+its input must be a multiple of ``TILE_MULTIPLE`` (8), and at least ``MIN_TILE``
+(16) so that instance norm at the deepest level sees more than one voxel; the
+paper's tiles are 32³.
 """
 from __future__ import annotations
 
@@ -20,12 +22,15 @@ LEVELS = 4
 TILE_MULTIPLE = 2 ** (LEVELS - 1)
 """Every spatial size of a generator input must be a multiple of this (8: three 2× poolings)."""
 
+MIN_TILE = 2 * TILE_MULTIPLE
+"""Smallest usable size: the deepest level then has 2 voxels per axis for instance norm."""
+
 DEFAULT_WIDTHS = (32, 64, 128, 256)
 
 
 def valid_tile_size(n: int) -> bool:
-    """True when ``n`` voxels along an axis survive the generator's three poolings exactly."""
-    return n > 0 and n % TILE_MULTIPLE == 0
+    """True when ``n`` voxels along an axis suit the generator: a multiple of 8, at least 16."""
+    return n >= MIN_TILE and n % TILE_MULTIPLE == 0
 
 
 class ConvBlock(nn.Module):
@@ -100,7 +105,8 @@ class Generator(nn.Module):
             raise ValueError(f"Generator input must have shape (N, C, D, H, W), got {tuple(x.shape)}.")
         if not all(valid_tile_size(n) for n in x.shape[2:]):
             raise ValueError(
-                f"Generator input sizes must be multiples of {TILE_MULTIPLE} voxels, got {tuple(x.shape[2:])}."
+                f"Generator input sizes must be multiples of {TILE_MULTIPLE} voxels and at least {MIN_TILE}, "
+                f"got {tuple(x.shape[2:])}."
             )
         nodes: dict[tuple[int, int], torch.Tensor] = {}
         for i in range(LEVELS):

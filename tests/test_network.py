@@ -4,6 +4,7 @@ import torch
 
 from chimerax.struc2map.errors import WeightsError
 from chimerax.struc2map.network import (
+    MIN_TILE,
     TILE_MULTIPLE,
     ConvBlock,
     Discriminator,
@@ -64,7 +65,7 @@ def test_generator_init():
     assert all(m.bias.abs().max() == 0 for m in g.modules() if isinstance(m, torch.nn.Conv3d))
 
 
-@pytest.mark.parametrize("shape", [(16, 16, 16), (32, 32, 32), (8, 16, 24)])
+@pytest.mark.parametrize("shape", [(16, 16, 16), (32, 32, 32), (24, 16, 32)])
 def test_forward_shapes(shape):
     torch.manual_seed(0)
     x = torch.randn(2, 1, *shape)
@@ -82,12 +83,14 @@ def test_every_node_reaches_the_output():
 
 
 def test_tile_size_rule():
-    assert TILE_MULTIPLE == 8
-    assert valid_tile_size(32) and valid_tile_size(8)
-    assert not valid_tile_size(20) and not valid_tile_size(0)
+    assert (TILE_MULTIPLE, MIN_TILE) == (8, 16)
+    assert valid_tile_size(32) and valid_tile_size(16)
+    assert not valid_tile_size(20) and not valid_tile_size(8) and not valid_tile_size(0)
     g = Generator(SMALL)
     with pytest.raises(ValueError, match="multiples of 8"):
         g(torch.zeros(1, 1, 16, 20, 16))
+    with pytest.raises(ValueError, match="at least 16"):
+        g(torch.zeros(1, 1, 16, 8, 16))
     with pytest.raises(ValueError, match="shape"):
         g(torch.zeros(1, 16, 16, 16))
     with pytest.raises(ValueError, match="4 positive widths"):
@@ -103,7 +106,7 @@ def test_rename_published_state_dict():
     published.update({f"discriminator.{k}": v for k, v in Discriminator(SMALL).state_dict().items()})
     target = Generator(SMALL)
     target.load_state_dict(rename_published_state_dict(published), strict=True)
-    x = torch.randn(1, 1, 8, 8, 8)
+    x = torch.randn(1, 1, 16, 16, 16)
     assert torch.equal(source(x), target(x))
     with pytest.raises(WeightsError, match="no 'generator.' parameters"):
         rename_published_state_dict({f"discriminator.{k}": v for k, v in Discriminator(SMALL).state_dict().items()})
