@@ -89,7 +89,7 @@ def gaussian_density(coords: np.ndarray, weights: np.ndarray, sigma: float, grid
     density = np.zeros(int(np.prod(shape)), dtype=np.float32)
     if np.any(width < 1):
         return density.reshape(shape)
-    for atoms in _chunks(first[:, 2], int(width.prod()), int(shape[1] * shape[2])):
+    for atoms in _chunks(first, n_xyz, int(width.prod())):
         axes = [_axis_weights(ijk[atoms, p], sdev[p], first[atoms, p], last[atoms, p], width[p])
                 for p in range(3)]
         (ix, wx), (iy, wy), (iz, wz) = axes
@@ -150,11 +150,12 @@ def _axis_weights(centre: np.ndarray, sdev: np.float32, first: np.ndarray, last:
     return np.where(inside, index, first[:, None]), np.where(inside, np.exp(-0.5 * d * d), 0.0)
 
 
-def _chunks(first_z: np.ndarray, cube_values: int, slab_area: int):
-    """Index arrays of atom chunks: atoms sorted by their first z voxel, cut at z slabs of
-    at most ``_SLAB_VOXELS`` voxels and at ``_CHUNK_VALUES`` scattered values."""
-    order = np.argsort(first_z, kind="stable")
-    slab = first_z[order] // max(1, _SLAB_VOXELS // slab_area)
+def _chunks(first: np.ndarray, n_xyz: np.ndarray, cube_values: int):
+    """Index arrays of atom chunks: atoms in grid order of their first voxel (so nearby
+    atoms scatter into nearby memory), cut at z slabs of at most ``_SLAB_VOXELS``
+    voxels and at ``_CHUNK_VALUES`` scattered values."""
+    order = np.argsort((first[:, 2] * n_xyz[1] + first[:, 1]) * n_xyz[0] + first[:, 0], kind="stable")
+    slab = first[order, 2] // max(1, _SLAB_VOXELS // int(n_xyz[0] * n_xyz[1]))
     rank = np.arange(order.size) - np.searchsorted(slab, slab)
     part = rank // max(1, _CHUNK_VALUES // cube_values)
     cuts = np.flatnonzero((np.diff(slab) != 0) | (np.diff(part) != 0)) + 1
