@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from chimerax.struc2map import weights as weights_module
+from chimerax.struc2map import weights_io as weights_module
 from chimerax.struc2map.errors import WeightsError
 from chimerax.struc2map.network import Generator
-from chimerax.struc2map.weights import (
+from chimerax.struc2map.weights_io import (
     MISSING_WEIGHTS_HELP,
     default_weights_path,
     file_sha256,
