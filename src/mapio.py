@@ -48,22 +48,21 @@ def read_map(path) -> MapData:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"The map file {path} does not exist.")
-    header, data = _read_mrc(path)
-    h = header
+    h, data = _read_mrc(path)
     crs_size = (int(h.nx), int(h.ny), int(h.nz))
     if min(crs_size) <= 0:
         raise InputError(f"{path.name} has an empty or negative grid size {crs_size}.")
     if int(h.mode) not in READABLE_MODES:
         raise InputError(f"{path.name} stores values of MRC mode {int(h.mode)}, not real numbers that can be read.")
     file_type = _file_type(path)
-    raw = header.tobytes()
+    raw = h.tobytes()
     mrc2000 = file_type != "ccp4" and raw[208:212] == b"MAP "
 
     ijk_to_crs = _axis_order(path, (int(h.mapc), int(h.mapr), int(h.maps)))
-    array = _values(data, crs_size, ijk_to_crs, _unsigned_8bit(raw, header, file_type, mrc2000))
-    step = _voxel_size(path, header)
-    _check_cell_angles(path, header)
-    origin = _origin(path, header, step, ijk_to_crs, array.shape[::-1], mrc2000)
+    array = _values(data, crs_size, ijk_to_crs, _unsigned_8bit(raw, h, file_type, mrc2000))
+    step = _voxel_size(path, h)
+    _check_cell_angles(path, h)
+    origin = _origin(path, h, step, ijk_to_crs, array.shape[::-1], mrc2000)
     labels = [lab.decode("ascii", "replace").rstrip("\0 ") for lab in h.label]
     return MapData(array, origin, step, {"labels": [lab for lab in labels if lab],
                                          "rms": float(h.rms), "source": path.name})
@@ -121,7 +120,9 @@ def _read_mrc(path: Path):
                 header, data = mrc.header.copy(), mrc.data
         except Exception as e:  # mrcfile/gzip raise ValueError, OSError, EOFError... on non-maps
             raise InputError(f"{path.name} is not a readable MRC/CCP4 map ({e}).") from e
-    problems = [str(w.message) for w in caught]
+    # ChimeraX infers byte order from NX, not the machine stamp: a bad stamp is harmless when NX is plausible.
+    harmless = "Unrecognised machine stamp" if 0 < int(header.nx) < 65536 else None
+    problems = [str(w.message) for w in caught if not (harmless and str(w.message).startswith(harmless))]
     if data is None:
         raise InputError(f"{path.name} is not a readable MRC/CCP4 map ({'; '.join(problems)}).")
     for problem in problems:

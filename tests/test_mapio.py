@@ -169,7 +169,7 @@ def test_read_only_folder(tmp_path):
 
 
 # Crafted files with broken or unusual headers: byte offsets of the MRC-2014 header.
-CELL, ANGLES, AXES, ORIGIN, MAP_ID, NSTART = 40, 52, 64, 196, 208, 16
+CELL, ANGLES, AXES, ORIGIN, MAP_ID, MACHST, NSTART = 40, 52, 64, 196, 208, 212, 16
 
 
 def _crafted(tmp_path, name="c.mrc", data=None, origin=(5.0, 6.0, 7.0), start=(0, 0, 0), edits=()):
@@ -205,6 +205,7 @@ def read_like_chimerax_with_warnings(path, tmp_path):
     ([(ORIGIN, "3f", (0, 0, 0)), (NSTART, "3i", (10**6, 0, 0))], None),  # uninitialised NSTART
     ([(ORIGIN, "3f", (1e17, 0, 0)), (NSTART, "3i", (2, 3, 4))], None),  # uninitialised ORIGIN
     ([(ORIGIN, "3f", (np.nan, 0, 0)), (NSTART, "3i", (2, 3, 4))], None),
+    ([(MACHST, None, b"\x44\xb8\xc7\x40")], None),  # a garbage machine stamp, as in region0.mrc.gz
 ])
 def test_odd_headers_read_like_chimerax(tmp_path, edits, warning):
     _m, ours = read_like_chimerax_with_warnings(_crafted(tmp_path, edits=edits), tmp_path)
