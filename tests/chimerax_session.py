@@ -4,9 +4,10 @@ The wheel carries ChimeraX's Python code but not ``chimerax.core.nogui`` (the te
 UI a nogui session needs) nor per-bundle install metadata, so the toolshed knows no
 built-in bundle. This module supplies a tiny text UI, points ``chimerax.app_dirs`` at
 a temporary folder, and registers the built-in commands the tests use by calling
-their registration functions directly: ``molmap``, ``fitmap``, ``measure correlation``
-and ``volume``. There is no ``open`` command: open models with ``open_pdb`` and put
-maps in with ``volume_from_mapdata``.
+their registration functions directly: ``molmap``, ``fitmap``, ``measure correlation``,
+``volume``, and ``open`` for PDB, mmCIF and (uncompressed, as in ChimeraX) CCP4/MRC
+files. ``open_pdb`` opens a model directly; ``volume_from_mapdata`` turns an engine
+map into a ChimeraX Volume.
 
 Tests use the ``cx_session`` fixture (``from tests.chimerax_session import cx_session``)
 or ``chimerax_session()``; both give one session per process, with all models closed
@@ -16,10 +17,13 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import importlib
+import os
 import sys
 import tempfile
 import types
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,8 +95,6 @@ def _install_nogui_module() -> None:
 
 def _set_app_dirs() -> None:
     """User folders (settings, toolshed cache) in a throwaway temp dir, never in $HOME."""
-    import os
-
     import appdirs
     import chimerax
 
@@ -133,7 +135,52 @@ def chimerax_session():
 
     initialize_atomic(session)
     _register_commands(session)
+    _register_open_command(session)
     return session
+
+
+class _BuiltinBundle:
+    """Stands in for a built-in bundle's toolshed entry (absent from the wheel) so that the
+    open-command manager can call the bundle's own provider code."""
+
+    installed = True
+
+    def __init__(self, package: str) -> None:
+        self.name = self.short_name = package
+        self._package = package
+
+    def run_provider(self, session, name, mgr, **kw):
+        return importlib.import_module(self._package).bundle_api.run_provider(session, name, mgr, **kw)
+
+
+# The file formats ``open`` reads here, as the bundles' bundle_info.xml declare them:
+# (bundle package, format name, data-format attributes, open-command attributes).
+_OPEN_FORMATS = [
+    ("chimerax.pdb", "PDB", {"category": "Molecular structure", "suffixes": ".pdb,.pdb1,.ent,.pqr",
+                             "encoding": "utf-8"}, {}),
+    ("chimerax.mmcif", "mmCIF", {"category": "Molecular structure", "suffixes": ".cif,.mmcif",
+                                 "encoding": "utf-8"}, {"want_path": "true"}),
+    ("chimerax.map", "CCP4 density map", {"category": "Volume data", "nicknames": "ccp4",
+                                          "suffixes": ".ccp4,.map"}, {"want_path": "true", "batch": "true"}),
+    ("chimerax.map", "MRC density map", {"category": "Volume data", "nicknames": "mrc", "suffixes": ".mrc"},
+     {"want_path": "true", "batch": "true"}),
+]
+
+
+def _register_open_command(session) -> None:
+    """The ``open`` command for PDB, mmCIF and CCP4/MRC files, wired as the toolshed would
+    from bundle metadata. As in ChimeraX, maps must be uncompressed (models may be .gz)."""
+    from chimerax.data_formats.manager import FormatsManager
+    from chimerax.open_command import cmd
+    from chimerax.open_command.manager import OpenManager
+
+    session.data_formats = FormatsManager(session, "data formats")
+    session.open_command = OpenManager(session, "open command")
+    for package, name, format_attrs, open_attrs in _OPEN_FORMATS:
+        bundle = _BuiltinBundle(package)
+        session.data_formats.add_provider(bundle, name, **format_attrs)
+        session.open_command.add_provider(bundle, name, **open_attrs)
+    cmd.register_command("open", session.logger)
 
 
 def _register_commands(session) -> None:
@@ -167,8 +214,6 @@ def run(session, command: str):
 def open_pdb(session, path) -> list:
     """Open a PDB file as AtomicStructure models (added to the session)."""
     from chimerax.pdb import open_pdb as cx_open_pdb
-
-    from pathlib import Path
 
     models, _status = cx_open_pdb(session, str(path), file_name=Path(path).name)
     session.models.add(models)

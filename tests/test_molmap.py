@@ -167,3 +167,21 @@ def test_normalize_minmax():
     np.testing.assert_allclose(out, [[[0.0, 0.25], [0.375, 1.0]]])
     assert out.dtype == np.float32
     assert not normalize_minmax(np.full((2, 2, 2), 3.5)).any()
+
+
+def test_open_command_and_molmap_on_a_real_map_grid(cx_session, data_dir, tmp_path):
+    """The session's ``open`` reads a model and an (uncompressed, as ChimeraX needs) map;
+    molmap on that experimental map's grid matches ChimeraX's ``onGrid``."""
+    import gzip
+    import shutil
+
+    map_path = tmp_path / "test_map.ccp4"
+    with gzip.open(data_dir / "t20s_fragment_emd5623" / "test_map.ccp4.gz") as packed, open(map_path, "wb") as out:
+        shutil.copyfileobj(packed, out)
+    (structure,) = run(cx_session, f"open {data_dir / T20S}")
+    (volume,) = run(cx_session, f"open {map_path}")
+    assert structure.num_atoms == 218 and volume.data.size == (27, 34, 20)
+    experimental = MapData(volume.full_matrix(), volume.data.origin, volume.data.step)
+    reference = run(cx_session, f"molmap #{structure.id_string} 3.3 onGrid #{volume.id_string}")
+    atoms = structure.atoms
+    _assert_matches_chimerax(molmap(atoms.coords, atoms.element_numbers, 3.3, on_grid=experimental), reference)
