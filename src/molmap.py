@@ -39,9 +39,8 @@ def molmap_grid(coords: np.ndarray, resolution: float, *, grid_spacing: float | 
     """
     coords = _checked_coords(coords)
     _check_positive("resolution", resolution)
-    step = resolution / 3 if grid_spacing is None else grid_spacing
+    step = _grid_step(resolution, grid_spacing)
     pad = 3 * resolution if edge_padding is None else edge_padding
-    _check_positive("grid spacing", step)
     if not math.isfinite(pad):
         raise InputError(f"The edge padding must be a finite number of Å, not {pad}.")
     if convention not in CONVENTIONS:
@@ -90,9 +89,8 @@ def gaussian_density(coords: np.ndarray, weights: np.ndarray, sigma: float, grid
     if np.any(width < 1):
         return density.reshape(shape)
     for atoms in _chunks(first, n_xyz, int(width.prod())):
-        axes = [_axis_weights(ijk[atoms, p], sdev[p], first[atoms, p], last[atoms, p], width[p])
-                for p in range(3)]
-        (ix, wx), (iy, wy), (iz, wz) = axes
+        (ix, wx), (iy, wy), (iz, wz) = (
+            _axis_weights(ijk[atoms, p], sdev[p], first[atoms, p], last[atoms, p], width[p]) for p in range(3))
         flat = ((iz[:, :, None, None] * shape[1] + iy[:, None, :, None]) * shape[2]
                 + ix[:, None, None, :]).ravel()
         values = (weights[atoms, None, None, None] * wz[:, :, None, None]
@@ -121,8 +119,7 @@ def molmap(coords: np.ndarray, weights: np.ndarray, resolution: float, *,
     if on_grid is None:
         origin, shape = molmap_grid(coords, resolution, grid_spacing=grid_spacing,
                                     edge_padding=edge_padding, convention=convention)
-        step = resolution / 3 if grid_spacing is None else grid_spacing
-        grid = MapData(np.broadcast_to(np.float32(0), shape), origin, step)
+        grid = MapData(np.broadcast_to(np.float32(0), shape), origin, _grid_step(resolution, grid_spacing))
     else:
         grid = on_grid
     array = gaussian_density(coords, weights, resolution * sigma_factor, grid, cutoff_range)
@@ -160,6 +157,13 @@ def _chunks(first: np.ndarray, n_xyz: np.ndarray, cube_values: int):
     part = rank // max(1, _CHUNK_VALUES // cube_values)
     cuts = np.flatnonzero((np.diff(slab) != 0) | (np.diff(part) != 0)) + 1
     return np.split(order, cuts)
+
+
+def _grid_step(resolution: float, grid_spacing: float | None) -> float:
+    """The grid spacing, by default a third of the resolution (ChimeraX's)."""
+    step = resolution / 3 if grid_spacing is None else grid_spacing
+    _check_positive("grid spacing", step)
+    return step
 
 
 def _checked_coords(coords: np.ndarray) -> np.ndarray:
