@@ -1,0 +1,74 @@
+"""``struc2map prepare | train | evaluate | export`` (the training side of the command line)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from .pairs import read_pairs, select
+from .prepare import PrepareConfig, prepare
+from .train import TrainConfig
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per dataclass field, typed after its default."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
+                                metavar="BOOL", help=f"(default {default})")
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=int, nargs="+", default=default, help=f"(default {' '.join(map(str, default))})")
+        elif isinstance(default, list) or default is None:
+            kind = float if f.name.endswith("minutes") else str
+            nargs = None if kind is float else "+"
+            parser.add_argument(flag, type=kind, nargs=nargs, default=default, help="(default: none)")
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"(default {default})")
+
+
+def _config(cls, args: argparse.Namespace):
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    for f in dataclasses.fields(cls):
+        if isinstance(values.get(f.name), list) and isinstance(f.default, tuple):
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    """Register prepare, train, evaluate and export on the main parser's subcommands."""
+    p = sub.add_parser("prepare", help="make a training dataset from map/model pairs")
+    p.add_argument("pairs", help="pair list: whitespace table (name map model resolution), CSV or JSON")
+    p.add_argument("--output", "-o", required=True, help="dataset folder (reused: prepared pairs are skipped)")
+    p.add_argument("--only", nargs="+", help="names of the pairs to prepare (default: all)")
+    _add_config_flags(p, PrepareConfig)
+    p.set_defaults(func=_prepare)
+
+    t = sub.add_parser("train", help="train the generator (resumes when the run folder has a checkpoint)")
+    t.add_argument("dataset", help="folder made by 'struc2map prepare'")
+    t.add_argument("--run", required=True, help="run folder: checkpoint.pt, history.csv, losses.png")
+    _add_config_flags(t, TrainConfig)
+    t.set_defaults(func=_train)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    pairs = select(read_pairs(args.pairs), args.only)
+    index = prepare(pairs, args.output, _config(PrepareConfig, args))
+    print(f"{len(index['pairs'])} pairs kept, {len(index['dropped'])} dropped, {len(index['failed'])} failed; "
+          f"{len(index['tiles'])} tiles in {Path(args.output) / 'index.json'}")
+    return 1 if index["failed"] else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import Trainer
+
+    config = _config(TrainConfig, args)
+    trainer = Trainer(args.dataset, args.run, config, log=lambda s: print(s, flush=True))
+    history = trainer.run()
+    if history and trainer.rank == 0:
+        print(json.dumps(history[-1]))
+    return 0

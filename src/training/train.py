@@ -1,0 +1,277 @@
+"""The paper's GAN training loop: generator, discriminator, checkpoints, resume, several processes.
+
+Generator loss SmoothL1(G(x), y) (β = 1) + α·BCE(D(G(x)), real); discriminator
+loss ½[BCE(D(y), real) + BCE(D(G(x)), fake)]; one G step then one D step;
+NAdam and ReduceLROnPlateau on the validation loss. ``adv_weight = 0`` trains
+the generator alone (no discriminator is built), the cheap choice on a CPU.
+Under ``torchrun`` every process draws its own batches and gradients are
+averaged by DistributedDataParallel (NCCL on GPUs, gloo on CPUs); process 0
+validates, logs and checkpoints.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from ..network import Discriminator, Generator
+from .augment import Degradation
+from .dataset import TileSampler
+
+
+@dataclass
+class TrainConfig:
+    """Every hyper-parameter of a run (recorded in checkpoints and the exported weights)."""
+
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    disc_widths: tuple[int, ...] = (32, 64, 128, 256)
+    adv_weight: float = 0.01
+    smooth_l1_beta: float = 1.0
+    lr: float = 1e-4
+    disc_lr: float = 1e-4
+    plateau_factor: float = 0.5
+    plateau_patience: int = 15
+    batch_size: int = 8
+    epochs: int = 150
+    steps_per_epoch: int = 50
+    val_tiles: int = 64
+    empty_fraction: float = 0.05
+    rotate: bool = True
+    degrade_p: float = 0.25
+    seed: int = 0
+    max_minutes: float | None = None
+    precision: str = "auto"  # "fp32" | "bf16" | "auto" (bf16 autocast on CUDA)
+    train_pairs: list[str] | None = None
+    val_pairs: list[str] = field(default_factory=list)
+
+
+def _autocast(device: torch.device, precision: str):
+    use = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _device(rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+class Trainer:
+    """One training run in ``run_dir``: checkpoint.pt, history.csv, losses.png, config.json."""
+
+    def __init__(self, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig,
+                 log: Callable[[str], None] = print):
+        self.config, self.log = config, log
+        self.run_dir = Path(run_dir)
+        self.rank, self.world = _distributed()
+        self.device = _device(self.rank)
+        torch.manual_seed(config.seed)
+        self.train_data = TileSampler(dataset_dir, config.train_pairs, empty_fraction=config.empty_fraction)
+        overlap = set(self.train_data.names) & set(config.val_pairs)
+        if overlap:
+            raise ValueError(f"pairs both in training and validation: {', '.join(sorted(overlap))}")
+        val = TileSampler(dataset_dir, config.val_pairs) if config.val_pairs else self.train_data
+        self.val_batches = val.fixed_batches(config.batch_size, config.val_tiles, seed=config.seed)
+        self.degradation = Degradation(p=config.degrade_p) if config.degrade_p > 0 else None
+        self.G = Generator(config.widths).to(self.device)
+        self.optG = torch.optim.NAdam(self.G.parameters(), lr=config.lr)
+        self.schedG = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optG, factor=config.plateau_factor, patience=config.plateau_patience)
+        self.D = self.optD = self.schedD = None
+        if config.adv_weight > 0:
+            self.D = Discriminator(config.disc_widths).to(self.device)
+            self.optD = torch.optim.NAdam(self.D.parameters(), lr=config.disc_lr)
+            self.schedD = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optD, factor=config.plateau_factor, patience=config.plateau_patience)
+        self.epoch, self.step, self.seconds = 0, 0, 0.0
+        self.history: list[dict] = []
+        self.best_val = math.inf
+        self._stop = False
+        if (self.run_dir / "checkpoint.pt").exists():
+            self._resume()
+        self.Gp = DistributedDataParallel(self.G) if self.world > 1 else self.G
+        self.Dp = DistributedDataParallel(self.D) if (self.world > 1 and self.D is not None) else self.D
+
+    # -- checkpoints --------------------------------------------------------
+    def _state(self) -> dict:
+        opt = lambda o: None if o is None else o.state_dict()
+        return {"config": asdict(self.config), "epoch": self.epoch, "step": self.step, "seconds": self.seconds,
+                "history": self.history, "best_val": self.best_val,
+                "G": self.G.state_dict(), "optG": self.optG.state_dict(), "schedG": self.schedG.state_dict(),
+                "D": None if self.D is None else self.D.state_dict(), "optD": opt(self.optD),
+                "schedD": opt(self.schedD)}
+
+    def save_checkpoint(self) -> None:
+        """Write checkpoint.pt atomically (process 0 only)."""
+        if self.rank != 0:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_dir / "checkpoint.pt.tmp"
+        torch.save(self._state(), tmp)
+        os.replace(tmp, self.run_dir / "checkpoint.pt")
+
+    def _resume(self) -> None:
+        state = torch.load(self.run_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
+        if tuple(state["config"]["widths"]) != tuple(self.config.widths):
+            raise ValueError("checkpoint widths differ from the requested ones; use another run folder")
+        self.G.load_state_dict(state["G"])
+        self.optG.load_state_dict(state["optG"])
+        self.schedG.load_state_dict(state["schedG"])
+        if self.D is not None and state["D"] is not None:
+            self.D.load_state_dict(state["D"])
+            self.optD.load_state_dict(state["optD"])
+            self.schedD.load_state_dict(state["schedD"])
+        self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["seconds"]
+        self.history, self.best_val = state["history"], state["best_val"]
+        self.log(f"resumed from epoch {self.epoch}, step {self.step}")
+
+    # -- one step -----------------------------------------------------------
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+        """One generator step, then one discriminator step when adversarial."""
+        cfg = self.config
+        x, y = x.to(self.device), y.to(self.device)
+        with _autocast(self.device, cfg.precision):
+            fake = self.Gp(x)
+            rec = F.smooth_l1_loss(fake.float(), y, beta=cfg.smooth_l1_beta)
+            loss = rec
+            adv = torch.zeros((), device=self.device)
+            if self.D is not None:
+                logits = self.Dp(fake)
+                adv = F.binary_cross_entropy_with_logits(logits.float(), torch.ones_like(logits, dtype=torch.float))
+                loss = rec + cfg.adv_weight * adv
+        self.optG.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optG.step()
+        out = {"rec": rec.item(), "adv": adv.item(), "disc": 0.0}
+        if self.D is not None:
+            with _autocast(self.device, cfg.precision):
+                real_logits = self.Dp(y)
+                fake_logits = self.Dp(fake.detach())
+                d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float))
+                                + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float)))
+            self.optD.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.optD.step()
+            out["disc"] = d_loss.item()
+        return out
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean SmoothL1 over the fixed validation tiles."""
+        self.G.eval()
+        total, n = 0.0, 0
+        for x, y in self.val_batches:
+            with _autocast(self.device, self.config.precision):
+                pred = self.G(x.to(self.device)).float()
+            total += F.smooth_l1_loss(pred, y.to(self.device), beta=self.config.smooth_l1_beta,
+                                      reduction="sum").item()
+            n += y.numel()
+        self.G.train()
+        return total / max(n, 1)
+
+    # -- the loop -----------------------------------------------------------
+    def _request_stop(self, *_) -> None:
+        self._stop = True
+
+    def run(self) -> list[dict]:
+        """Train until ``epochs`` or ``max_minutes``; checkpoint after every epoch and on SIGTERM/SIGINT."""
+        cfg = self.config
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        started = time.time()
+        seconds_before = self.seconds
+        try:
+            self.G.train()
+            while self.epoch < cfg.epochs and not self._stop:
+                rng = np.random.default_rng([cfg.seed, self.rank, self.epoch])
+                sums = {"rec": 0.0, "adv": 0.0, "disc": 0.0}
+                t0 = time.time()
+                for _ in range(cfg.steps_per_epoch):
+                    x, y = self.train_data.batch(cfg.batch_size, rng, degradation=self.degradation,
+                                                 rotate=cfg.rotate)
+                    for k, v in self.train_step(x, y).items():
+                        sums[k] += v / cfg.steps_per_epoch
+                    self.step += 1
+                    if self._stop:
+                        break
+                val = self.validate()
+                self.schedG.step(val)
+                if self.schedD is not None:
+                    self.schedD.step(val)
+                self.epoch += 1
+                self.seconds = seconds_before + time.time() - started
+                row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_adv": sums["adv"],
+                       "train_disc": sums["disc"], "val_rec": val, "lr": self.optG.param_groups[0]["lr"],
+                       "seconds": round(self.seconds, 1)}
+                self.history.append(row)
+                if self.rank == 0:
+                    self.log(f"epoch {self.epoch}/{cfg.epochs} step {self.step}: train {sums['rec']:.5f} "
+                             f"val {val:.5f} lr {row['lr']:.2e} ({time.time() - t0:.0f} s)")
+                    if val < self.best_val:
+                        self.best_val = val
+                        torch.save(self.G.state_dict(), self.run_dir / "best_generator.pt")
+                    self.save_checkpoint()
+                    self.write_history()
+                if cfg.max_minutes is not None and (time.time() - started) / 60 >= cfg.max_minutes:
+                    break
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.save_checkpoint()
+        return self.history
+
+    def write_history(self) -> None:
+        """history.csv and losses.png in the run folder."""
+        if not self.history:
+            return
+        with open(self.run_dir / "history.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(self.history[0]))
+            w.writeheader()
+            w.writerows(self.history)
+        plot_history(self.history, self.run_dir / "losses.png")
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Training and validation loss per epoch (log scale)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [h["train_rec"] for h in history], label="train SmoothL1")
+    ax.plot(epochs, [h["val_rec"] for h in history], label="validation SmoothL1")
+    if any(h["train_disc"] for h in history):
+        ax.plot(epochs, [h["train_disc"] for h in history], label="discriminator BCE", alpha=0.6)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
