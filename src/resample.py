@@ -7,7 +7,7 @@ inside, points exactly on the highest plane are outside. Inside points get
 ``fk0*(fj0*(fi0*d000 + fi1*d100) + fj1*(...)) + fk1*(...)`` over the cell's 8 corners.
 ChimeraX does this in float32; we use float64, so values agree to float32
 rounding, and the in/out decision agrees except for points within float32
-rounding of the highest plane.
+rounding of the lowest or highest plane.
 """
 from __future__ import annotations
 
