@@ -2,14 +2,183 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
+import warnings
+from pathlib import Path
 
-from .errors import Struc2mapError
+from . import __version__
+from .errors import InputError, Struc2mapError, WeightsError
+
+
+def _progress_bar(label: str):
+    """A progress callback drawing one line on stderr (only when it is a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+    started = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                         f"{time.perf_counter() - started:.0f} s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _check_output(path: str, overwrite: bool) -> Path:
+    """Fail before any work if the output cannot be written."""
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise InputError(f"Output {out} already exists; use --overwrite to replace it.")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"Cannot write {out}: folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"Cannot write {out}: folder {folder} is not writable.")
+    return out
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    if path:
+        Path(path).write_text(json.dumps(data, indent=1, default=float) + "\n")
+
+
+def _metric_line(name: str, m: dict) -> str:
+    return (f"  {name}: correlation {m['correlation']:.4f}, about mean {m['correlation_about_mean']:.4f}"
+            + (f", PCC {m['pcc']:.4f}, SSIM {m['ssim']:.4f}" if "pcc" in m else ""))
+
+
+def _load_weights(path: str | None):
+    from .weights_io import MISSING_WEIGHTS_HELP, default_weights_path, load_weights
+
+    path = path or default_weights_path()
+    if path is None:
+        raise WeightsError(MISSING_WEIGHTS_HELP)
+    return load_weights(path)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+    from .mapio import read_map, write_map
+    from .metrics import chimerax_correlation, compare_maps
+    from .molmap import molmap
+    from .structure import read_structure
+    from .tiling import TilingConfig
+
+    out = _check_output(args.output, args.overwrite)
+    atoms = read_structure(args.model)
+    experimental = read_map(args.compare) if args.compare else None
+    weights = _load_weights(args.weights)
+    tiling = TilingConfig.paper() if args.paper_tiling else TilingConfig()
+    if args.tile_size:
+        tiling.tile_size = args.tile_size
+    if args.margin is not None:
+        tiling.margin = args.margin
+    if args.batch_size:
+        tiling.batch_size = args.batch_size
+    generated, report = generate(atoms.coords, atoms.atomic_numbers, args.resolution, weights, tiling=tiling,
+                                 device=args.device, progress=_progress_bar("tiles"))
+    label = f"struc2map {__version__} res {args.resolution:g} weights sha256:{weights.short_id}"
+    write_map(out, generated, label=label, overwrite=args.overwrite)
+    reference = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, on_grid=generated)
+    metrics = {"molmap": chimerax_correlation(reference, generated)}
+    if experimental is not None:
+        metrics["experimental"] = compare_maps(generated, experimental)
+    summary = {"model": str(args.model), "output": str(out), **report.to_dict(), "metrics": metrics}
+    print(f"{Path(args.model).name}: {report.atoms} atoms -> {out} "
+          f"({report.grid_xyz[0]}×{report.grid_xyz[1]}×{report.grid_xyz[2]} voxels of {report.voxel_size:g} Å)")
+    print(f"  tiles: {report.tiles_run} run, {report.tiles_skipped} skipped of {report.tiles_total}; "
+          f"device {report.device}; {report.seconds:.1f} s; weights {report.weights}; "
+          f"resolution {report.effective_resolution:g} Å")
+    for note in report.notes:
+        print(f"  note: {note}")
+    print(_metric_line(f"vs molmap at {args.resolution:g} Å", metrics["molmap"]))
+    if experimental is not None:
+        print(_metric_line(f"vs {Path(args.compare).name}", metrics["experimental"]))
+    _write_json(args.json, summary)
+    return 0
+
+
+def _molmap(args: argparse.Namespace) -> int:
+    from .mapio import read_map, write_map
+    from .molmap import SIGMA_FACTOR, molmap
+    from .structure import read_structure
+
+    out = _check_output(args.output, args.overwrite)
+    atoms = read_structure(args.model)
+    on_grid = read_map(args.on_grid) if args.on_grid else None
+    result = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, grid_spacing=args.grid_spacing,
+                    sigma_factor=args.sigma_factor or SIGMA_FACTOR, edge_padding=args.edge_padding,
+                    on_grid=on_grid, convention=args.convention)
+    write_map(out, result, label=f"struc2map {__version__} molmap res {args.resolution:g}",
+              overwrite=args.overwrite)
+    nx, ny, nz = result.shape_xyz
+    print(f"{Path(args.model).name}: {len(atoms.coords)} atoms -> {out} ({nx}×{ny}×{nz} voxels of "
+          f"{result.voxel_size[0]:g} Å, origin {', '.join(f'{v:.3f}' for v in result.origin)})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .mapio import read_map
+    from .metrics import compare_maps
+
+    result = compare_maps(read_map(args.map), read_map(args.reference), level=args.level)
+    print(f"{Path(args.map).name} vs {Path(args.reference).name} "
+          f"(envelope: reference >= {result['level']:.4g}, {result['points']} points)")
+    print(_metric_line("metrics", result))
+    _write_json(args.json, {"map": args.map, "reference": args.reference, **result})
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="struc2map", description=__doc__)
+    parser = argparse.ArgumentParser(prog="struc2map", description="Experimental-like cryo-EM maps from atomic "
+                                     "models (struc2mapGAN), molmap, map comparison and training.")
+    parser.add_argument("--version", action="version", version=f"struc2map {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate an experimental-like map for a model")
+    g.add_argument("model", help="PDB or mmCIF file (gzipped too)")
+    g.add_argument("--resolution", "-r", type=float, required=True, help="target resolution in Å")
+    g.add_argument("--output", "-o", required=True, help="MRC file to write")
+    g.add_argument("--compare", metavar="MAP", help="experimental map to report correlations with")
+    g.add_argument("--weights", metavar="FILE", help="generator weights (.pt with its .json); default: shipped")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    g.add_argument("--tile-size", type=int, help="tile edge in voxels, a multiple of 8 (default 64)")
+    g.add_argument("--margin", type=int, help="voxels dropped at each tile side (default 8)")
+    g.add_argument("--batch-size", type=int, help="tiles per generator call (default 4)")
+    g.add_argument("--paper-tiling", action="store_true", help="the paper's 32³ tiles keeping 20³ cores, all "
+                   "tiles, fp32 (for comparison)")
+    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    g.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    g.set_defaults(func=_generate)
+
+    m = sub.add_parser("molmap", help="ChimeraX's molmap (Gaussian per atom) on a model")
+    m.add_argument("model")
+    m.add_argument("--resolution", "-r", type=float, required=True)
+    m.add_argument("--output", "-o", required=True)
+    m.add_argument("--grid-spacing", type=float, help="Å (default resolution/3)")
+    m.add_argument("--sigma-factor", type=float, help="σ = factor × resolution (default 1/(π√2))")
+    m.add_argument("--edge-padding", type=float, help="Å (default 3 × resolution)")
+    m.add_argument("--on-grid", metavar="MAP", help="compute on this map's grid")
+    m.add_argument("--convention", choices=["centered", "corner"], default="centered",
+                   help="grid placement of ChimeraX ≥ 1.9 (centered, default) or ≤ 1.8 (corner)")
+    m.add_argument("--overwrite", action="store_true")
+    m.set_defaults(func=_molmap)
+
+    c = sub.add_parser("compare", help="ChimeraX correlations and the paper's PCC and SSIM")
+    c.add_argument("map", help="map to score (resampled onto the reference's grid)")
+    c.add_argument("--reference", required=True, help="reference map, e.g. the experimental one")
+    c.add_argument("--level", type=float, help="envelope contour of the reference (default: ChimeraX's "
+                   "initial level, the value above which 1%% of voxels lie)")
+    c.add_argument("--json", metavar="FILE")
+    c.set_defaults(func=_compare)
+
     from .training.cli import add_subcommands
 
     add_subcommands(sub)
@@ -18,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda msg, *a, **k: f"struc2map: warning: {msg}\n"
     try:
         return int(args.func(args) or 0)
     except Struc2mapError as e:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -54,6 +55,23 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     _add_config_flags(t, TrainConfig)
     t.set_defaults(func=_train)
 
+    e = sub.add_parser("evaluate", help="score weights on held-out pairs against molmap baselines")
+    e.add_argument("pairs", help="pair list (as for prepare)")
+    e.add_argument("--weights", required=True, help="weights file (NAME.pt with NAME.json)")
+    e.add_argument("--output", "-o", required=True, help="folder for results.csv, results.md, scatter.png")
+    e.add_argument("--only", nargs="+", help="names of the pairs to evaluate (default: all)")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="write a run's generator as a weights file")
+    x.add_argument("run", help="run folder of 'struc2map train'")
+    x.add_argument("--dataset", required=True, help="the dataset folder the run trained on")
+    x.add_argument("--output", "-o", required=True, help="weights path (NAME.pt; NAME.json is written beside)")
+    x.add_argument("--which", choices=["best", "last"], default="best")
+    x.add_argument("--metrics", help="evaluate's results.csv to record as held-out metrics")
+    x.add_argument("--overwrite", action="store_true")
+    x.set_defaults(func=_export)
+
 
 def _prepare(args: argparse.Namespace) -> int:
     pairs = select(read_pairs(args.pairs), args.only)
@@ -71,4 +89,27 @@ def _train(args: argparse.Namespace) -> int:
     history = trainer.run()
     if history and trainer.rank == 0:
         print(json.dumps(history[-1]))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..weights_io import load_weights
+    from .evaluate import evaluate
+
+    rows = evaluate(select(read_pairs(args.pairs), args.only), load_weights(args.weights), args.output,
+                    device=args.device)
+    print((Path(args.output) / "results.md").read_text())
+    return 0 if rows else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    metrics = None
+    if args.metrics:
+        with open(args.metrics, newline="") as f:
+            metrics = list(csv.DictReader(f))
+    path = export_run(args.run, args.dataset, args.output, which=args.which, metrics=metrics,
+                      overwrite=args.overwrite)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0

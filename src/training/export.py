@@ -1,0 +1,50 @@
+"""Turn a training run into a weights file (NAME.pt + NAME.json) that ``generate`` loads."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from ..network import Generator
+from ..weights_io import save_weights
+
+
+def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path, *, which: str = "best",
+               metrics: dict | None = None, overwrite: bool = False) -> Path:
+    """Save the run's best (lowest validation loss) or last generator with its metadata.
+
+    The metadata records the input recipe and target normalisation of the
+    dataset, the native output resolution (median reported resolution of the
+    training pairs), the training pairs, settings, history and any held-out
+    ``metrics`` (e.g. from evaluate).
+    """
+    run_dir, dataset_dir = Path(run_dir), Path(dataset_dir)
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    config = state["config"]
+    generator = Generator(tuple(config["widths"]))
+    if which == "best" and (run_dir / "best_generator.pt").exists():
+        generator.load_state_dict(torch.load(run_dir / "best_generator.pt", map_location="cpu", weights_only=True))
+    else:
+        generator.load_state_dict(state["G"])
+    index = json.loads((dataset_dir / "index.json").read_text())
+    prep = index["config"]
+    train_names = config["train_pairs"] or [n for n in index["pairs"] if n not in config["val_pairs"]]
+    train_pairs = [index["pairs"][n] for n in train_names]
+    backgrounds = [p["background"] for p in train_pairs]
+    metadata = {
+        "input": {"simulator": "molmap", "resolution": prep["input_resolution"],
+                  "grid_spacing": prep["grid_spacing"], "normalisation": "minmax"},
+        "output": {"normalisation": f"{prep['normalisation']} after masking {prep['mask_radius']:g} Å around atoms",
+                   "background": statistics.mean(backgrounds) if backgrounds else None,
+                   "resolution": statistics.median(p["pair"]["resolution"] for p in train_pairs)},
+        "training": {
+            "pairs": [p["pair"] for p in train_pairs],
+            "validation_pairs": [index["pairs"][n]["pair"] for n in config["val_pairs"] if n in index["pairs"]],
+            "prepare": prep, "train": config, "epochs": state["epoch"], "steps": state["step"],
+            "seconds": state["seconds"], "best_validation_loss": state["best_val"],
+            "weights_from": which, "held_out_metrics": metrics or {},
+        },
+    }
+    return save_weights(output, generator, metadata, overwrite=overwrite)
