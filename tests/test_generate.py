@@ -1,0 +1,53 @@
+"""The engine's generate pipeline, with a small randomly initialised generator (maps mean nothing)."""
+import numpy as np
+import pytest
+
+from chimerax.struc2map import generate as gen
+from chimerax.struc2map.errors import Cancelled, InputError
+from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.structure import read_structure
+from chimerax.struc2map.tiling import TilingConfig
+
+
+@pytest.fixture(scope="module")
+def fragment(data_dir):
+    return read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+
+
+def test_output_is_on_a_1A_grid_around_the_model(fragment, tiny_weights):
+    out, report = gen.generate(fragment.coords, fragment.atomic_numbers, 3.3, tiny_weights,
+                               tiling=TilingConfig(tile_size=32, margin=6), device="cpu")
+    assert np.allclose(out.voxel_size, 1.0)
+    lo = out.origin
+    hi = out.origin + (np.array(out.shape_xyz) - 1) * out.voxel_size
+    # the grid holds every atom with at least 3 × resolution of padding (minus rounding)
+    assert np.all(fragment.coords.min(0) - lo >= 3 * 3.3 - 1) and np.all(hi - fragment.coords.max(0) >= 3 * 3.3 - 1)
+    assert out.array.dtype == np.float32 and np.isfinite(out.array).all()
+    assert report.atoms == len(fragment.coords) and report.grid_xyz == out.shape_xyz
+    assert report.tiles_run + report.tiles_skipped == report.tiles_total > 0
+    assert report.effective_resolution == 3.3 and out.header["resolution"] == 3.3
+    assert out.header["weights_sha256"] == tiny_weights.sha256
+
+
+def test_finer_than_native_is_reported(fragment, tiny_weights):
+    _, report = gen.generate(fragment.coords, fragment.atomic_numbers, 2.0, tiny_weights, device="cpu")
+    assert report.effective_resolution == 3.0
+    assert any("finer" in n for n in report.notes)
+
+
+def test_input_on_wrong_grid_spacing_is_refused(tiny_weights):
+    m = MapData(np.zeros((16, 16, 16), np.float32), (0, 0, 0), 1.5)
+    with pytest.raises(InputError, match="1 Å grid"):
+        gen.generate_from_input(m, 3.0, tiny_weights)
+
+
+def test_too_large_for_memory_says_how_large(fragment, tiny_weights, monkeypatch):
+    # The machine's free memory is replaced by a small number: a real 100 GB model cannot be made here.
+    monkeypatch.setattr(gen, "available_memory", lambda: 10_000)
+    with pytest.raises(InputError, match=r"voxels and need about .* GB"):
+        gen.generate(fragment.coords, fragment.atomic_numbers, 3.0, tiny_weights)
+
+
+def test_cancel_stops_the_run(fragment, tiny_weights):
+    with pytest.raises(Cancelled):
+        gen.generate(fragment.coords, fragment.atomic_numbers, 3.0, tiny_weights, should_stop=lambda: True)
