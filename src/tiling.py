@@ -1,0 +1,270 @@
+"""Run the generator over a whole map tile by tile and stitch the tiles' central cores.
+
+The generator is fully convolutional but uses instance norm, so its output for a
+voxel depends on the tile around it: a map is cut into overlapping cubes, each
+cube is predicted on its own and only its central core (``margin`` voxels away
+from every face) is kept, with no averaging — the paper's scheme with 32³ tiles
+and 20³ cores (``TilingConfig.paper()``). Tiles whose input is all background
+can be skipped: the generator's answer to an empty tile is one constant.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from torch import nn
+
+from .errors import Cancelled, InputError
+from .network import TILE_MULTIPLE, valid_tile_size
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+@dataclass
+class TilingConfig:
+    """How a map is cut into tiles and how each batch of tiles is run."""
+
+    tile_size: int = 64
+    margin: int = 8
+    batch_size: int = 4
+    skip_empty: bool = True
+    empty_threshold: float = 0.0
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise InputError for settings the tiler cannot use (also run by predict_tiled, as fields may change)."""
+        # The generator pools three times and instance-normalises the deepest level, which needs > 1 voxel.
+        if not valid_tile_size(self.tile_size) or self.tile_size < 2 * TILE_MULTIPLE:
+            raise InputError(
+                f"The tile size must be a multiple of {TILE_MULTIPLE} voxels and at least "
+                f"{2 * TILE_MULTIPLE}, got {self.tile_size}."
+            )
+        if self.margin < 0 or self.core < 1:
+            raise InputError(
+                f"The tile margin must be at least 0 and leave a core of at least one voxel in a "
+                f"{self.tile_size}-voxel tile, got {self.margin}."
+            )
+        if self.batch_size < 1:
+            raise InputError(f"The batch size must be at least 1, got {self.batch_size}.")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"The precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
+
+    @property
+    def core(self) -> int:
+        """Edge of the central cube kept from each predicted tile."""
+        return self.tile_size - 2 * self.margin
+
+    @classmethod
+    def paper(cls) -> "TilingConfig":
+        """The published inference: 32³ tiles, stride 20 (margin 6), every tile run, full precision."""
+        return cls(tile_size=32, margin=6, skip_empty=False, precision="fp32")
+
+
+@dataclass
+class TilingReport:
+    """What one tiled prediction did and cost."""
+
+    tiles_total: int
+    tiles_run: int
+    tiles_skipped: int
+    background: float | None  # value given to skipped cores; None when none was skipped
+    device: str
+    seconds: float
+    peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated on CUDA, else None
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for ``name``: "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps"."""
+    name = str(name).strip().lower()
+    mps_available = torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"Unknown compute device '{name}': use auto, cpu, cuda, cuda:N or mps.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(
+                "A CUDA GPU was requested but PyTorch finds none on this computer; use device auto or cpu."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(
+                f"CUDA GPU {device.index} was requested but this computer has {torch.cuda.device_count()}."
+            )
+    if device.type == "mps" and not mps_available:
+        raise InputError("Apple's MPS GPU was requested but PyTorch cannot use it here; use device auto or cpu.")
+    return device
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast for ``precision`` on ``device``; "auto" is bf16 (fp16 without bf16 support) on CUDA, fp32 elsewhere."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return contextlib.nullcontext()
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
+
+
+def _prepare(generator: nn.Module, device: torch.device | str) -> torch.device:
+    """Move the generator to ``device`` (where it stays) in eval mode."""
+    device = torch.device(device)
+    generator.to(device).eval()
+    return device
+
+
+def _exact_norm_of_constant(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+    """Forward hook: an instance norm of a constant channel is its bias (0 without affine), as in exact arithmetic."""
+    flat = inputs[0].flatten(2)
+    constant = (flat.amax(-1) == flat.amin(-1)).view(*flat.shape[:2], *([1] * (output.dim() - 2)))
+    if module.bias is None:
+        return torch.where(constant, output.new_zeros(()), output)
+    return torch.where(constant, module.bias.to(output.dtype).view(1, -1, *constant.shape[2:]), output)
+
+
+def background_value(
+    generator: nn.Module, tile_size: int, device: torch.device | str, *, precision: str = "fp32"
+) -> float:
+    """The generator's output for an all-zero input tile: one constant, given to skipped tiles.
+
+    Mathematically instance norm maps a constant channel to 0, so the output is
+    constant; in floating point the channel's mean is off by a rounding error
+    that the norm's 1/sqrt(eps) amplifies layer after layer (on CPU, fp32, a
+    generator with non-zero biases answers zeros with noise of order one).
+    This evaluation therefore normalises constant channels exactly. The
+    generator is moved to ``device`` and put in eval mode.
+    """
+    device = _prepare(generator, device)
+    norms = [m for m in generator.modules() if isinstance(m, _INSTANCE_NORMS)]
+    hooks = [m.register_forward_hook(_exact_norm_of_constant) for m in norms]
+    try:
+        with torch.inference_mode(), _autocast(precision, device):
+            output = generator(torch.zeros((1, 1) + (tile_size,) * 3, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return float(output.float().mean())
+
+
+def _checked_volume(volume: np.ndarray) -> np.ndarray:
+    volume = np.asarray(volume, dtype=np.float32)
+    if volume.ndim != 3 or volume.size == 0:
+        raise InputError(f"Tiled prediction needs a non-empty 3D map, got an array of shape {volume.shape}.")
+    if not np.isfinite(volume).all():
+        raise InputError("The generator's input map contains NaN or infinite values.")
+    return volume
+
+
+def _tile_maxima(padded: np.ndarray, counts: tuple[int, int, int], tile: int, core: int) -> np.ndarray:
+    """Maximum of the input over each tile's box, shape ``counts``: one slab of tiles at a time, to bound memory."""
+    maxima = np.empty(counts, dtype=np.float32)
+    for k in range(counts[0]):
+        plane = padded[k * core:k * core + tile].max(axis=0)
+        rows = sliding_window_view(plane, tile, axis=0)[::core].max(axis=-1)
+        maxima[k] = sliding_window_view(rows, tile, axis=1)[:, ::core].max(axis=-1)
+    return maxima
+
+
+def predict_tiled(
+    generator: nn.Module,
+    volume: np.ndarray,
+    config: TilingConfig = TilingConfig(),
+    *,
+    device: torch.device | str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, TilingReport]:
+    """The generator's prediction for a whole zyx ``volume`` (float32, same shape and placement).
+
+    The volume is padded with zeros (the input's background) by ``margin`` on
+    every side and up to a whole number of cores; tile k along an axis covers
+    padded voxels [k·core, k·core + tile_size) and gives output voxels
+    [k·core, (k+1)·core). With ``skip_empty`` a tile whose input box is all
+    <= ``empty_threshold`` is not run and its core gets ``background_value``.
+    ``progress(done, total)`` counts the tiles actually run, after each batch;
+    ``should_stop()`` is asked before each batch and raises ``Cancelled``.
+    The generator is moved to the device (and stays there) in eval mode.
+    """
+    start = time.perf_counter()
+    config.check()
+    volume = _checked_volume(volume)
+    device = _prepare(generator, resolve_device(str(device)))
+    tile, margin, core = config.tile_size, config.margin, config.core
+    counts = tuple(-(-n // core) for n in volume.shape)
+    padded = np.zeros([c * core + 2 * margin for c in counts], dtype=np.float32)
+    padded[tuple(slice(margin, margin + n) for n in volume.shape)] = volume
+
+    corners = np.indices(counts).reshape(3, -1).T * core
+    empty = np.zeros(len(corners), dtype=bool)
+    if config.skip_empty:
+        empty = (_tile_maxima(padded, counts, tile, core) <= config.empty_threshold).ravel()
+    to_run = corners[~empty]
+
+    output = np.empty(volume.shape, dtype=np.float32)
+    background = None
+    if empty.any():
+        background = background_value(generator, tile, device, precision=config.precision)
+        output.fill(background)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    batch = np.empty((config.batch_size, 1, tile, tile, tile), dtype=np.float32)
+    with torch.inference_mode(), _autocast(config.precision, device):
+        for first in range(0, len(to_run), config.batch_size):
+            if should_stop is not None and should_stop():
+                raise Cancelled("Map generation was cancelled.")
+            chunk = to_run[first:first + config.batch_size]
+            for i, (z, y, x) in enumerate(chunk):
+                batch[i, 0] = padded[z:z + tile, y:y + tile, x:x + tile]
+            predicted = generator(torch.from_numpy(batch[:len(chunk)]).to(device))
+            kept_box = (slice(None), 0) + (slice(margin, margin + core),) * 3
+            cores = predicted[kept_box].float().cpu().numpy()
+            for (z, y, x), values in zip(chunk, cores):
+                kept = output[z:z + core, y:y + core, x:x + core]
+                kept[...] = values[:kept.shape[0], :kept.shape[1], :kept.shape[2]]
+            if progress is not None:
+                progress(first + len(chunk), len(to_run))
+
+    report = TilingReport(
+        tiles_total=len(corners),
+        tiles_run=len(to_run),
+        tiles_skipped=int(empty.sum()),
+        background=background,
+        device=str(device),
+        seconds=time.perf_counter() - start,
+        peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    )
+    return output, report
+
+
+def tiling_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """How far two predictions of one map differ (over ``mask`` if given): max_abs, mean_abs, correlation."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise InputError(f"Maps to compare must have one shape, got {a.shape} and {b.shape}.")
+    if mask is not None:
+        a, b = a[mask], b[mask]
+    difference = np.abs(a - b)
+    a, b = a - a.mean(), b - b.mean()
+    norm = np.sqrt((a * a).sum() * (b * b).sum())
+    return {
+        "max_abs": float(difference.max()),
+        "mean_abs": float(difference.mean()),
+        "correlation": float((a * b).sum() / norm) if norm > 0 else float("nan"),
+    }
