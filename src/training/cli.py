@@ -51,7 +51,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("train", help="train the generator (resumes when the run folder has a checkpoint)")
     t.add_argument("dataset", help="folder made by 'struc2map prepare'")
-    t.add_argument("--run", required=True, help="run folder: checkpoint.pt, history.csv, losses.png")
+    t.add_argument("--run-dir", required=True, help="run folder: checkpoint.pt, history.csv, losses.png")
     _add_config_flags(t, TrainConfig)
     t.set_defaults(func=_train)
 
@@ -85,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
     from .train import Trainer
 
     config = _config(TrainConfig, args)
-    trainer = Trainer(args.dataset, args.run, config, log=lambda s: print(s, flush=True))
+    trainer = Trainer(args.dataset, args.run_dir, config, log=lambda s: print(s, flush=True))
     history = trainer.run()
     if history and trainer.rank == 0:
         print(json.dumps(history[-1]))

@@ -1,0 +1,139 @@
+"""Training subpackage end to end on a small real pair: prepare -> train -> export -> evaluate, plus DDP."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chimerax.struc2map import cli
+from chimerax.struc2map.errors import InputError
+from chimerax.struc2map.training.augment import Degradation, cube_rotation
+from chimerax.struc2map.training.pairs import read_pairs, select
+from chimerax.struc2map.training.prepare import PrepareConfig, prepare, tile_corners
+from chimerax.struc2map.weights_io import load_weights
+
+SMALL = "t20s_fragment_emd5623"
+TINY = ["--widths", "4", "8", "16", "32", "--disc-widths", "4", "4", "8", "8", "--batch-size", "2",
+        "--steps-per-epoch", "2", "--val-tiles", "2"]
+
+
+def test_shared_pair_list_reads(data_dir):
+    pairs = read_pairs(data_dir / "pairs.txt")
+    assert len(pairs) == 10 and all(p.map.exists() and p.model.exists() for p in pairs)
+    assert [p.name for p in select(pairs, [SMALL])] == [SMALL]
+    with pytest.raises(InputError, match="Unknown pair"):
+        select(pairs, ["nope"])
+
+
+def test_csv_and_json_pair_lists(tmp_path):
+    (tmp_path / "p.csv").write_text("name,map,model,resolution\na,m.mrc,x.pdb,3.1\n")
+    (tmp_path / "p.json").write_text(json.dumps([{"map": "d/m.mrc", "model": "x.pdb", "resolution": 4}]))
+    a, = read_pairs(tmp_path / "p.csv")
+    b, = read_pairs(tmp_path / "p.json")
+    assert (a.name, a.resolution, a.map) == ("a", 3.1, tmp_path / "m.mrc")
+    assert (b.name, b.resolution) == ("d", 4.0)
+    (tmp_path / "bad.csv").write_text("name,map\na,m.mrc\n")
+    with pytest.raises(InputError, match="needs map, model and resolution"):
+        read_pairs(tmp_path / "bad.csv")
+
+
+def test_cube_rotations_are_the_24_proper_ones():
+    idx = np.indices((4, 4, 4)).astype(float) - 1.5  # coordinates about the centre
+    seen = set()
+    for r in range(24):
+        rotated = np.stack([cube_rotation(c, r) for c in idx])  # old coordinate at each new voxel
+        # the map new -> old is linear: recover its matrix from unit steps along each axis
+        origin = rotated[:, 0, 0, 0]
+        m = np.stack([rotated[:, 1, 0, 0] - origin, rotated[:, 0, 1, 0] - origin, rotated[:, 0, 0, 1] - origin], 1)
+        assert np.isclose(np.linalg.det(m), 1.0), "a mirror would flip helix handedness"
+        seen.add(m.round().astype(int).tobytes())
+    assert len(seen) == 24
+
+
+def test_degradation_touches_input_only_when_drawn():
+    rng = np.random.default_rng(0)
+    v = np.random.default_rng(1).random((16, 16, 16)).astype(np.float32)
+    assert np.array_equal(Degradation(p=0.0)(v, rng), v)
+    out = Degradation(p=1.0)(v, rng)
+    assert out.shape == v.shape and out.dtype == np.float32 and not np.allclose(out, v)
+
+
+def test_tile_corners_cover_the_volume():
+    c = tile_corners((40, 32, 70), 32, 20)
+    covered = np.zeros((40, 32, 70), bool)
+    for z, y, x in c:
+        covered[z:z + 32, y:y + 32, x:x + 32] = True
+    assert covered.all()
+
+
+@pytest.fixture(scope="module")
+def dataset(data_dir, tmp_path_factory):
+    pairs = select(read_pairs(data_dir / "pairs.txt"), [SMALL])
+    out = tmp_path_factory.mktemp("dataset")
+    index = prepare(pairs, out, log=lambda s: None)
+    return out, index
+
+
+def test_prepare_makes_coregistered_tiles(dataset):
+    out, index = dataset
+    entry = index["pairs"][SMALL]
+    assert entry["molmap_correlation"] > 0.6 and index["tiles"]
+    with np.load(out / entry["file"]) as z:
+        inp, target = z["input"], z["target"]
+    assert inp.shape == target.shape and inp.min() == 0.0 and inp.max() == 1.0
+    assert 0.0 <= target.min() and target.max() == pytest.approx(1.0)
+    # in register: the target is brighter where the input has atoms
+    assert target[inp > 0.2].mean() > target[inp == 0].mean() + 0.1
+
+
+def test_prepare_is_idempotent_and_reports_bad_pairs(dataset, data_dir):
+    out, _ = dataset
+    pairs = select(read_pairs(data_dir / "pairs.txt"), [SMALL])
+    bad = pairs[0].__class__("broken", data_dir / "nope.mrc", pairs[0].model, 3.0)
+    messages = []
+    index = prepare(pairs + [bad], out, log=messages.append)
+    assert f"{SMALL}: already prepared" in messages
+    assert "broken" in index["failed"] and "broken" not in index["pairs"]
+    strict = prepare(pairs, out / "strict", PrepareConfig(min_correlation=0.99), log=messages.append)
+    assert SMALL in strict["dropped"] and not strict["tiles"]
+
+
+def test_train_resume_export_evaluate(dataset, data_dir, tmp_path, capsys):
+    out, _ = dataset
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and (run_dir / "losses.png").stat().st_size > 1000
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "3", *TINY]) == 0
+    assert "resumed from epoch 2" in capsys.readouterr().out
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 4
+
+    weights = tmp_path / "w" / "gen.pt"
+    assert cli.main(["export", str(run_dir), "--dataset", str(out), "--output", str(weights)]) == 0
+    w = load_weights(weights)
+    assert w.metadata["training"]["pairs"][0]["name"] == SMALL and w.metadata["widths"] == [4, 8, 16, 32]
+    assert w.metadata["output"]["resolution"] == 3.3
+
+    ev = tmp_path / "eval"
+    assert cli.main(["evaluate", str(data_dir / "pairs.txt"), "--only", SMALL, "--weights", str(weights),
+                     "--output", str(ev), "--device", "cpu"]) == 0
+    table = (ev / "results.md").read_text()
+    for method in ("generator", "molmap_2A", "molmap_reported"):
+        assert f"| {SMALL} | 3.3 | {method} |" in table
+    assert (ev / "scatter.png").stat().st_size > 1000
+
+
+def test_two_processes_with_gloo(dataset, tmp_path):
+    """DistributedDataParallel as under torchrun, with two CPU processes."""
+    out, _ = dataset
+    run_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29531", "-m", "chimerax.struc2map.cli", "train", str(out),
+                           "--run-dir", str(run_dir), "--epochs", "1", *TINY],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run_dir / "checkpoint.pt").exists()
+    assert proc.stdout.count("epoch 1/1") == 1  # only process 0 logs
