@@ -1,0 +1,132 @@
+"""Tiling schemes side by side: seconds, peak memory, tiles, and how much the outputs differ.
+
+Each (model, scheme) runs in a fresh process (so peak RSS is its own), ``--repeats``
+times; the median is reported. Outputs are compared with the paper's scheme
+(max / mean absolute difference, correlation) and, for pairs with an
+experimental map, scored against it (correlation about mean).
+
+    python benchmarks/inference.py --weights weights/struc2map_generator.pt --out benchmarks/results
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MODELS = {
+    "haemoglobin_emd3488": (DATA / "haemoglobin_emd3488/5me2.pdb", DATA / "haemoglobin_emd3488/emd_3488.mrc.gz", 3.2),
+    "hcn4_emd0093": (DATA / "hcn4_emd0093/6gyn.pdb", DATA / "hcn4_emd0093/MAP_m4A.mrc.gz", 3.4),
+}
+SCHEMES = {
+    "paper": dict(tile_size=32, margin=6, skip_empty=False, precision="fp32", batch_size=8),
+    "default": {},
+    "default_bf16": dict(precision="bf16"),
+    "t96m8": dict(tile_size=96, margin=8),
+    "t48m8": dict(tile_size=48, margin=8),
+    "t64m16": dict(tile_size=64, margin=16),
+}
+
+
+def run_one(model: str, scheme: str, weights: str, out: Path) -> dict:
+    """Generate once in this process; save the raw (unfiltered) output; return timings."""
+    import torch
+
+    from chimerax.struc2map.generate import generate, native_resolution
+    from chimerax.struc2map.structure import read_structure
+    from chimerax.struc2map.tiling import TilingConfig
+    from chimerax.struc2map.weights_io import load_weights
+
+    torch.manual_seed(0)
+    w = load_weights(weights)
+    atoms = read_structure(MODELS[model][0])
+    start = time.perf_counter()
+    result, report = generate(atoms.coords, atoms.atomic_numbers, native_resolution(w), w,
+                              tiling=TilingConfig(**SCHEMES[scheme]), device="cpu")
+    seconds = time.perf_counter() - start
+    np.save(out / f"{model}_{scheme}.npy", result.array)
+    return {"seconds": seconds, "tiles_run": report.tiles_run, "tiles_skipped": report.tiles_skipped,
+            "grid": list(report.grid_xyz), "atoms": report.atoms,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "origin": result.origin.tolist()}
+
+
+def compare(model: str, schemes: list[str], weights: str, out: Path) -> dict:
+    """Differences from the paper's scheme, and each output's agreement with the experimental map."""
+    from chimerax.struc2map.generate import native_resolution
+    from chimerax.struc2map.grid import MapData
+    from chimerax.struc2map.mapio import read_map
+    from chimerax.struc2map.metrics import chimerax_correlation
+    from chimerax.struc2map.resolution import lowpass_to_resolution
+    from chimerax.struc2map.tiling import tiling_difference
+    from chimerax.struc2map.weights_io import read_metadata
+
+    meta = json.loads((out / f"{model}_paper.json").read_text())
+    exp = read_map(MODELS[model][1])
+    native = float(read_metadata(weights)["output"].get("resolution") or 2.0)
+    ref = np.load(out / f"{model}_paper.npy")
+    rows = {}
+    for s in schemes:
+        arr = np.load(out / f"{model}_{s}.npy")
+        m = MapData(arr, meta["origin"], 1.0)
+        filtered, _ = lowpass_to_resolution(m, MODELS[model][2], native)
+        rows[s] = {**tiling_difference(arr, ref),
+                   "cam_vs_experimental": chimerax_correlation(exp, filtered)["correlation_about_mean"]}
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--weights", default=str(Path(__file__).resolve().parents[1] / "weights/struc2map_generator.pt"))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--schemes", nargs="+", default=list(SCHEMES))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--one", nargs=2, metavar=("MODEL", "SCHEME"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        print(json.dumps(run_one(*args.one, args.weights, out)))
+        return
+    table = {}
+    for model in args.models:
+        for scheme in args.schemes:
+            runs = []
+            for _ in range(args.repeats):
+                proc = subprocess.run([sys.executable, __file__, "--one", model, scheme, "--weights", args.weights,
+                                       "--out", str(out)], capture_output=True, text=True, check=True)
+                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            row = {**runs[-1], "seconds": statistics.median(r["seconds"] for r in runs),
+                   "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "runs": [r["seconds"] for r in runs]}
+            table[(model, scheme)] = row
+            if scheme == "paper":
+                (out / f"{model}_paper.json").write_text(json.dumps(row))
+            print(f"{model} {scheme}: {row['seconds']:.1f} s (runs {', '.join(f'{s:.1f}' for s in row['runs'])}), "
+                  f"peak {row['peak_rss_mb']:.0f} MB, tiles {row['tiles_run']} run / {row['tiles_skipped']} skipped",
+                  flush=True)
+        if "paper" in args.schemes:
+            for scheme, diff in compare(model, args.schemes, args.weights, out).items():
+                table[(model, scheme)].update(diff)
+    lines = ["| model | atoms | grid | scheme | seconds (median) | × vs paper | peak RSS MB | tiles run/skipped | "
+             "max abs diff | mean abs diff | corr. with paper | cam vs experimental |", "|" + "---|" * 12]
+    for (model, scheme), r in table.items():
+        paper = table.get((model, "paper"))
+        speed = f"{paper['seconds'] / r['seconds']:.2f}" if paper else ""
+        lines.append(f"| {model} | {r['atoms']} | {'×'.join(map(str, r['grid']))} | {scheme} | {r['seconds']:.1f} | "
+                     f"{speed} | {r['peak_rss_mb']:.0f} | {r['tiles_run']}/{r['tiles_skipped']} | "
+                     f"{r.get('max_abs', float('nan')):.4f} | {r.get('mean_abs', float('nan')):.5f} | "
+                     f"{r.get('correlation', float('nan')):.5f} | {r.get('cam_vs_experimental', float('nan')):.4f} |")
+    (out / "inference.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
