@@ -116,11 +116,11 @@ def _require_torch() -> None:
 
 @contextmanager
 def _engine_errors(session):
-    """Engine errors become UserErrors (Cancelled passes through); engine warnings go to the log."""
+    """Engine errors become UserErrors (Cancelled passes through); the engine's warnings go to the log."""
     from .errors import Cancelled, Struc2mapError
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         try:
             yield
         except Cancelled:
@@ -129,7 +129,11 @@ def _engine_errors(session):
             raise UserError(str(err)) from None
         finally:
             for w in caught:
-                session.logger.warning(f"struc2map: {w.message}")
+                if issubclass(w.category, UserWarning):
+                    session.logger.warning(f"struc2map: {w.message}")
+    for w in caught:  # others (e.g. deprecations inside libraries) go where they would have gone
+        if not issubclass(w.category, UserWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _settings(resolution, device, weights_path, tile_size, batch_size):
@@ -228,7 +232,8 @@ def _volume(session, generated, structure, on_grid, grid_spacing, model_id, name
     from chimerax.map_filter.vopcommand import combine_operation
 
     # What 'volume resample' does: interpolate onto the other map's grid, or this one's at another spacing.
-    resampled = combine_operation([volume], "add", "all", 1, on_grid or volume, "all", 1, grid_spacing, None,
+    spacing = None if grid_spacing is None else (grid_spacing,) * 3
+    resampled = combine_operation([volume], "add", "all", 1, on_grid or volume, "all", 1, spacing, None,
                                   False, False, None, model_id, session, hide_maps=False, open_model=False)
     volume.delete()
     resampled.name = name

@@ -1,0 +1,164 @@
+"""The Struc2mapGAN panel (Tools > Volume Data > Struc2mapGAN): a form for the ``struc2map`` command.
+
+Run builds the command text and runs it, so the log holds a command anyone can
+repeat. The progress bar and the last map's correlations follow the command's
+triggers; Stop asks the running command to stop after its current batch of tiles.
+"""
+from __future__ import annotations
+
+from chimerax.core.tools import ToolInstance
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_RESOLUTION = 3.5
+NO_MAP = "none"
+
+
+class Struc2mapTool(ToolInstance):
+    """Structure, resolution, device and comparison map; Run, Stop and Help; progress; last result."""
+
+    SESSION_ENDURING = False
+    SESSION_SAVE = False
+    help = "help:user/tools/struc2mapgan.html"
+
+    def __init__(self, session, tool_name: str) -> None:
+        super().__init__(session, tool_name)
+        from chimerax.ui import MainToolWindow
+
+        self.tool_window = MainToolWindow(self)
+        self._build_ui(self.tool_window.ui_area)
+        self._handlers = self._add_handlers(session)
+        self._fill_model_menus()
+        self.tool_window.manage("side")
+
+    def _build_ui(self, area) -> None:
+        from Qt.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+                                  QPushButton, QVBoxLayout)
+
+        self.structure_menu = QComboBox()
+        self.resolution = QDoubleSpinBox()
+        self.resolution.setRange(0.5, 100.0)
+        self.resolution.setDecimals(1)
+        self.resolution.setSingleStep(0.1)
+        self.resolution.setSuffix(" Å")
+        self.resolution.setValue(DEFAULT_RESOLUTION)
+        self.device_menu = QComboBox()
+        self.device_menu.addItems(DEVICES)
+        self.compare_menu = QComboBox()
+        form = QFormLayout()
+        form.addRow("Structure", self.structure_menu)
+        form.addRow("Resolution", self.resolution)
+        form.addRow("Device", self.device_menu)
+        form.addRow("Compare with map", self.compare_menu)
+
+        self.run_button = QPushButton("Run")
+        self.stop_button = QPushButton("Stop")
+        self.help_button = QPushButton("Help")
+        self.run_button.clicked.connect(self.run_command)
+        self.stop_button.clicked.connect(self.stop)
+        self.help_button.clicked.connect(self.show_help)
+        self.stop_button.setEnabled(False)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.stop_button, self.help_button):
+            buttons.addWidget(button)
+
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v of %m tiles")
+        self.progress.setValue(0)
+        self.result = QLabel("No map made yet.")
+        self.result.setWordWrap(True)
+
+        layout = QVBoxLayout()
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.result)
+        area.setLayout(layout)
+
+    def _add_handlers(self, session) -> list:
+        from chimerax.core.models import ADD_MODELS, MODEL_ID_CHANGED, MODEL_NAME_CHANGED, REMOVE_MODELS
+
+        from .cmd import PROGRESS_TRIGGER, RESULT_TRIGGER, struc2map_triggers
+
+        triggers = struc2map_triggers(session)
+        refresh = lambda *_: self._fill_model_menus()  # noqa: E731
+        return ([triggers.add_handler(t, refresh)
+                 for t in (ADD_MODELS, REMOVE_MODELS, MODEL_ID_CHANGED, MODEL_NAME_CHANGED)]
+                + [triggers.add_handler(PROGRESS_TRIGGER, self._show_progress),
+                   triggers.add_handler(RESULT_TRIGGER, self._show_result)])
+
+    def _fill_model_menus(self) -> None:
+        """List open atomic structures and maps as "#id name", keeping the current choices."""
+        from chimerax.atomic import AtomicStructure
+        from chimerax.map import Volume
+
+        models = self.session.models.list()
+        for menu, kind, extra in ((self.structure_menu, AtomicStructure, []), (self.compare_menu, Volume, [NO_MAP])):
+            current = menu.currentData()
+            menu.clear()
+            for label in extra:
+                menu.addItem(label, None)
+            for m in sorted((m for m in models if isinstance(m, kind)), key=lambda m: m.id):
+                menu.addItem(f"#{m.id_string} {m.name}", f"#{m.id_string}")
+            index = menu.findData(current)
+            menu.setCurrentIndex(max(index, 0))
+
+    def command_text(self) -> str | None:
+        """The struc2map command for the current choices; None without a structure."""
+        structure = self.structure_menu.currentData()
+        if structure is None:
+            return None
+        text = f"struc2map {structure} resolution {self.resolution.value():g}"
+        device = self.device_menu.currentText()
+        if device != "auto":
+            text += f" device {device}"
+        compare = self.compare_menu.currentData()
+        if compare is not None:
+            text += f" compare {compare}"
+        return text
+
+    def run_command(self) -> None:
+        """Run the command text (logged like a typed command); buttons reflect the run."""
+        from chimerax.core.commands import run
+
+        text = self.command_text()
+        if text is None:
+            self.session.logger.status("Open an atomic structure to make a map from.", color="red")
+            return
+        self._set_running(True)
+        try:
+            run(self.session, text)
+        finally:
+            self._set_running(False)
+
+    def stop(self) -> None:
+        from .cmd import request_stop
+
+        request_stop(self.session)
+
+    def show_help(self) -> None:
+        from chimerax.core.commands import run
+
+        run(self.session, f"help {self.help}")
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        if running:
+            self.progress.setRange(0, 0)  # busy until the first batch of tiles reports
+
+    def _show_progress(self, _trigger, data) -> None:
+        done, total = data
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _show_result(self, _trigger, data) -> None:
+        volume = data["volume"]
+        lines = [f"#{volume.id_string} {volume.name} ({data['seconds']:.1f} s)"]
+        lines += [f"vs {label}: correlation {c:.3f}, about mean {cm:.3f}"
+                  for label, (c, cm) in data["correlations"].items()]
+        self.result.setText("\n".join(lines))
+
+    def delete(self) -> None:
+        for handler in self._handlers:
+            handler.remove()
+        super().delete()
