@@ -68,7 +68,7 @@ def compare(model: str, schemes: list[str], weights: str, out: Path) -> dict:
     from chimerax.struc2map.tiling import tiling_difference
     from chimerax.struc2map.weights_io import read_metadata
 
-    meta = json.loads((out / f"{model}_paper.json").read_text())
+    meta = json.loads((out / f"{model}_paper.json").read_text(encoding="utf-8"))
     exp = read_map(MODELS[model][1])
     native = float(read_metadata(weights)["output"].get("resolution") or 2.0)
     ref = np.load(out / f"{model}_paper.npy")
@@ -108,7 +108,7 @@ def main() -> None:
                    "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "runs": [r["seconds"] for r in runs]}
             table[(model, scheme)] = row
             if scheme == "paper":
-                (out / f"{model}_paper.json").write_text(json.dumps(row))
+                (out / f"{model}_paper.json").write_text(json.dumps(row), encoding="utf-8")
             print(f"{model} {scheme}: {row['seconds']:.1f} s (runs {', '.join(f'{s:.1f}' for s in row['runs'])}), "
                   f"peak {row['peak_rss_mb']:.0f} MB, tiles {row['tiles_run']} run / {row['tiles_skipped']} skipped",
                   flush=True)
@@ -124,7 +124,7 @@ def main() -> None:
                      f"{speed} | {r['peak_rss_mb']:.0f} | {r['tiles_run']}/{r['tiles_skipped']} | "
                      f"{r.get('max_abs', float('nan')):.4f} | {r.get('mean_abs', float('nan')):.5f} | "
                      f"{r.get('correlation', float('nan')):.5f} | {r.get('cam_vs_experimental', float('nan')):.4f} |")
-    (out / "inference.md").write_text("\n".join(lines) + "\n")
+    (out / "inference.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 

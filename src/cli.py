@@ -46,7 +46,7 @@ def _check_output(path: str, overwrite: bool) -> Path:
 
 def _write_json(path: str | None, data: dict) -> None:
     if path:
-        Path(path).write_text(json.dumps(data, indent=1, default=float) + "\n")
+        Path(path).write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
 
 
 def _metric_line(name: str, m: dict) -> str:
@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # Å and × must not crash an ASCII-only terminal
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda msg, *a, **k: f"struc2map: warning: {msg}\n"
     try:

@@ -98,7 +98,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     rows = evaluate(select(read_pairs(args.pairs), args.only), load_weights(args.weights), args.output,
                     device=args.device)
-    print((Path(args.output) / "results.md").read_text())
+    print((Path(args.output) / "results.md").read_text(encoding="utf-8"))
     return 0 if rows else 1
 
 

@@ -22,7 +22,7 @@ class TileSampler:
     def __init__(self, dataset_dir: str | Path, names: list[str] | None = None, *, tile_size: int | None = None,
                  empty_fraction: float = 0.05, min_occupancy: float = 0.02):
         dataset_dir = Path(dataset_dir)
-        index = json.loads((dataset_dir / "index.json").read_text())
+        index = json.loads((dataset_dir / "index.json").read_text(encoding="utf-8"))
         self.tile_size = tile_size or index["config"]["tile_size"]
         names = list(index["pairs"]) if names is None else names
         missing = [n for n in names if n not in index["pairs"]]

@@ -58,11 +58,11 @@ def evaluate(pairs: list[Pair], weights: Weights, out_dir: str | Path, *, tiling
                          **{k: float(m[k]) for k in METRICS}})
         log(f"{pair.name}: " + ", ".join(f"{r['method']} cam {r['correlation_about_mean']:.3f}"
                                          for r in rows if r["pair"] == pair.name))
-    with open(out_dir / "results.csv", "w", newline="") as f:
+    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    (out_dir / "results.md").write_text(markdown_table(rows))
+    (out_dir / "results.md").write_text(markdown_table(rows), encoding="utf-8")
     scatter_plot(rows, out_dir / "scatter.png")
     return rows
 

@@ -28,7 +28,7 @@ def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path,
         generator.load_state_dict(torch.load(run_dir / "best_generator.pt", map_location="cpu", weights_only=True))
     else:
         generator.load_state_dict(state["G"])
-    index = json.loads((dataset_dir / "index.json").read_text())
+    index = json.loads((dataset_dir / "index.json").read_text(encoding="utf-8"))
     prep = index["config"]
     train_names = config["train_pairs"] or [n for n in index["pairs"] if n not in config["val_pairs"]]
     train_pairs = [index["pairs"][n] for n in train_names]

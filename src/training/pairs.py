@@ -47,7 +47,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
     if not path.is_file():
         raise InputError(f"Pair list {path} does not exist.")
     base = path.parent
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         rows = json.loads(text)
     elif path.suffix.lower() == ".csv":

@@ -190,5 +190,5 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
             occ = float(occupied[c[0]:c[0] + t, c[1]:c[1] + t, c[2]:c[2] + t].mean())
             index["tiles"].append([pair.name, int(c[0]), int(c[1]), int(c[2]), round(occ, 4)])
         index["pairs"][pair.name] = {"file": f"pairs/{pair.name}.npz", **meta, "tiles": len(corners)}
-    (out_dir / "index.json").write_text(json.dumps(index, indent=1))
+    (out_dir / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
     return index

@@ -201,7 +201,7 @@ class Trainer:
         cfg = self.config
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+            (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1), encoding="utf-8")
         old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         started = time.time()
         seconds_before = self.seconds
@@ -249,7 +249,7 @@ class Trainer:
         """history.csv and losses.png in the run folder."""
         if not self.history:
             return
-        with open(self.run_dir / "history.csv", "w", newline="") as f:
+        with open(self.run_dir / "history.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(self.history[0]))
             w.writeheader()
             w.writerows(self.history)
