@@ -121,8 +121,10 @@ def chimerax_session():
 
     from chimerax.core import attributes, core_settings, toolshed
     from chimerax.core.session import Session, register_misc_commands
+    from chimerax.core.tools import Tools
 
     session = Session("ChimeraX", minimal=False)
+    session.tools = Tools(session, first=True)  # running tool panels, as the application sets up
     core_settings.init(session)
     register_misc_commands(session)
     attributes.RegAttrManager(session)

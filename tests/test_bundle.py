@@ -258,7 +258,7 @@ import chimerax
 # As the application does for the per-user site folder that 'toolshed install' fills.
 chimerax.__path__ = pkgutil.extend_path(chimerax.__path__, "chimerax")
 from tests.chimerax_session import chimerax_session, open_pdb, run
-from chimerax.core.commands.cli import command_function, command_url
+from chimerax.core.commands.cli import _command_info, command_function, command_url
 
 session = chimerax_session()  # the toolshed reads installed bundles' metadata here
 bundle = session.toolshed.find_bundle("ChimeraX-Struc2map", session.logger)
@@ -267,7 +267,8 @@ out["version"] = bundle.version
 out["commands"] = sorted(c.name for c in bundle.commands)
 out["tools"] = [[t.name, list(t.categories)] for t in bundle.tools]
 out["loaded_before_use"] = "chimerax.struc2map.cmd" in sys.modules
-out["deferred_before_use"] = type(command_function("struc2map")).__name__
+word = _command_info.commands.subcommands["struc2map"]  # the registry's entry for the first word
+out["deferred_before_use"] = [word.is_deferred(), word.subcommands["stop"].is_deferred()]
 open_pdb(session, sys.argv[1])
 volumes = run(session, "struc2map #1 resolution 4")  # no weights keyword: the weights shipped in the wheel
 import chimerax.struc2map as pkg
@@ -318,7 +319,7 @@ def test_built_wheel_is_discovered_and_registers_struc2map_lazily(tiny_weights, 
     assert out["found"] and out["version"] == "0.1.0"
     assert out["commands"] == ["struc2map", "struc2map stop"]
     assert out["tools"] == [["Struc2mapGAN", ["Volume Data"]]]
-    assert not out["loaded_before_use"] and out["deferred_before_use"] == "_Defer"
+    assert not out["loaded_before_use"] and out["deferred_before_use"] == [True, True]
     assert out["function"] == "chimerax.struc2map.cmd"
     assert Path(out["package_file"]).is_relative_to(site) and Path(out["weights"]).is_relative_to(site)
     assert out["help_url"] == "help:user/commands/struc2map.html"
