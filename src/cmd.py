@@ -51,6 +51,8 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
         raise UserError("Give either onGrid or gridSpacing, not both: onGrid sets the grid spacing.")
     if len(structures) > 1 and (model_id is not None or name is not None):
         raise UserError("modelId and name can be given only when making a map for one structure.")
+    if model_id is not None and session.models.have_id(model_id):
+        raise UserError(f"Model #{'.'.join(map(str, model_id))} already exists; choose another modelId.")
     if compare is not None and compare.minimum_surface_level is None:
         raise UserError(f"Map {compare.name_with_id()} has no contour level to compare within; show it as a "
                         "surface first.")
@@ -59,7 +61,6 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
 
     with _engine_errors(session):
         resolution, tiling, loaded = _settings(resolution, device, weights, tile_size, batch_size)
-    struc2map_triggers(session)
     _stop.clear()
     volumes = []
     for structure in structures:
@@ -197,6 +198,8 @@ def _one_map(session, structure, resolution, weights, tiling, device, compare, o
         if session.ui.is_gui:
             session.ui.processEvents()  # repaint the status line and progress bar, and see Stop clicks
 
+    nx, ny, nz = simulated.shape_xyz
+    session.logger.status(f"struc2map {structure.name}: running the generator on {nx}×{ny}×{nz} voxels")
     generated, report = generate_from_input(simulated, resolution, weights, tiling=tiling, device=device,
                                             progress=progress, should_stop=_stop.is_set)
     volume = _volume(session, generated, structure, on_grid, grid_spacing, model_id,

@@ -225,11 +225,13 @@ def test_no_atoms_but_hydrogens(cx, tiny_weights, tmp_path):
         run(cx, f"struc2map #1 resolution 4 weights {tiny_weights.path}")
 
 
-def test_model_id_and_name_need_one_structure(cx, data_dir, tiny_weights):
+def test_model_id_and_name_need_one_structure_and_a_free_id(cx, data_dir, tiny_weights):
     path = data_dir / "t20s_fragment_emd5623" / "test_model.pdb"
     open_pdb(cx, path), open_pdb(cx, path)
     with pytest.raises(UserError, match="one structure"):
         run(cx, f"struc2map #1,2 resolution 4 modelId 9 weights {tiny_weights.path}")
+    with pytest.raises(UserError, match="#2 already exists"):
+        run(cx, f"struc2map #1 resolution 4 modelId 2 weights {tiny_weights.path}")
 
 
 def test_missing_weights_say_where_they_should_be(cx, data_dir, monkeypatch):
@@ -248,6 +250,17 @@ def test_missing_torch_says_how_to_install_it(cx, data_dir, monkeypatch, tiny_we
     with pytest.raises(UserError, match="pip install torch") as err:
         run(cx, f"struc2map #1 resolution 4 weights {tiny_weights.path}")
     assert "toolshed install" in str(err.value)
+
+
+def test_smoke_script_runs_as_chimerax_runs_scripts(cx, data_dir, tiny_weights, capsys):
+    from chimerax.core.scripting import open_python_script
+
+    script = REPO / "tests" / "chimerax_smoke.py"
+    pair = data_dir / "t20s_fragment_emd5623"
+    argv = [str(script), str(pair / "test_model.pdb"), str(pair / "test_map.ccp4.gz"), "4", str(tiny_weights.path)]
+    with open(script, "rb") as stream:  # what `chimerax --nogui --exit --script "..."` does with the file
+        open_python_script(cx, stream, script.name, argv=argv)
+    assert "struc2map smoke test passed" in capsys.readouterr().out
 
 
 # --- The wheel, installed as `toolshed install` does, in a fresh process -----------------------------------
@@ -284,7 +297,7 @@ print("RESULT " + json.dumps(out))
 
 
 def _run(args, **kw) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, capture_output=True, text=True, **kw)
+    done = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", **kw)
     assert done.returncode == 0, f"{args[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
@@ -297,7 +310,7 @@ def test_built_wheel_is_discovered_and_registers_struc2map_lazily(tiny_weights, 
     shutil.copy(REPO / "bundle_info.xml", bundle)
     for suffix in (".pt", ".json"):  # ship the tiny generator as the bundle's weights
         shutil.copy(tiny_weights.path.with_suffix(suffix), bundle / "weights" / f"struc2map_generator{suffix}")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
 
     build = ("import logging; from chimerax.bundle_builder import BundleBuilder; "
              "BundleBuilder(logging.getLogger('bundle'), '.').make_wheel()")
@@ -330,4 +343,4 @@ def test_built_wheel_is_discovered_and_registers_struc2map_lazily(tiny_weights, 
 def test_bundle_version_matches_package():
     from chimerax.struc2map import __version__
 
-    assert f'version="{__version__}"' in (REPO / "bundle_info.xml").read_text()
+    assert f'version="{__version__}"' in (REPO / "bundle_info.xml").read_text(encoding="utf-8")
