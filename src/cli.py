@@ -63,18 +63,9 @@ def _load_weights(path: str | None):
     return load_weights(path)
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from .generate import generate
-    from .mapio import read_map, write_map
-    from .metrics import chimerax_correlation, compare_maps
-    from .molmap import molmap
-    from .structure import read_structure
+def _tiling(args: argparse.Namespace):
     from .tiling import TilingConfig
 
-    out = _check_output(args.output, args.overwrite)
-    atoms = read_structure(args.model)
-    experimental = read_map(args.compare) if args.compare else None
-    weights = _load_weights(args.weights)
     tiling = TilingConfig.paper() if args.paper_tiling else TilingConfig()
     if args.tile_size:
         tiling.tile_size = args.tile_size
@@ -82,16 +73,32 @@ def _generate(args: argparse.Namespace) -> int:
         tiling.margin = args.margin
     if args.batch_size:
         tiling.batch_size = args.batch_size
-    generated, report = generate(atoms.coords, atoms.atomic_numbers, args.resolution, weights, tiling=tiling,
-                                 device=args.device, progress=_progress_bar("tiles"))
-    label = f"struc2map {__version__} res {args.resolution:g} weights sha256:{weights.short_id}"
-    write_map(out, generated, label=label, overwrite=args.overwrite)
+    return tiling
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .batch import generate_model, is_batch
+    from .mapio import read_map
+    from .metrics import chimerax_correlation, compare_maps
+    from .molmap import molmap
+
+    if args.output_dir or is_batch(args.model):
+        return _generate_batch(args)
+    if not args.output:
+        raise InputError("Name the map to write with --output FILE (or a folder for many maps with --output-dir).")
+    model = args.model[0]
+    out = _check_output(args.output, args.overwrite)
+    experimental = read_map(args.compare) if args.compare else None
+    weights = _load_weights(args.weights)
+    atoms, generated, report = generate_model(model, out, args.resolution, weights, tiling=_tiling(args),
+                                              device=args.device, overwrite=args.overwrite,
+                                              progress=_progress_bar("tiles"))
     reference = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, on_grid=generated)
     metrics = {"molmap": chimerax_correlation(reference, generated)}
     if experimental is not None:
         metrics["experimental"] = compare_maps(generated, experimental)
-    summary = {"model": str(args.model), "output": str(out), **report.to_dict(), "metrics": metrics}
-    print(f"{Path(args.model).name}: {report.atoms} atoms -> {out} "
+    summary = {"model": str(model), "output": str(out), **report.to_dict(), "metrics": metrics}
+    print(f"{Path(model).name}: {report.atoms} atoms -> {out} "
           f"({report.grid_xyz[0]}×{report.grid_xyz[1]}×{report.grid_xyz[2]} voxels of {report.voxel_size:g} Å)")
     print(f"  tiles: {report.tiles_run} run, {report.tiles_skipped} skipped of {report.tiles_total}; "
           f"device {report.device}; {report.seconds:.1f} s; weights {report.weights}; "
@@ -103,6 +110,26 @@ def _generate(args: argparse.Namespace) -> int:
         print(_metric_line(f"vs {Path(args.compare).name}", metrics["experimental"]))
     _write_json(args.json, summary)
     return 0
+
+
+def _generate_batch(args: argparse.Namespace) -> int:
+    """Many models into --output-dir (see batch.py); exit status 1 when any model failed."""
+    from .batch import failures_on_all_ranks, plan_batch, run_batch
+
+    for value, flag, why in ((args.output, "--output", "names one map; use --output-dir DIR for many models"),
+                             (args.compare, "--compare", "works with a single model"),
+                             (args.json, "--json", "works with a single model; a batch writes a log per process "
+                              "in --output-dir")):
+        if value:
+            raise InputError(f"{flag} {why}.")
+    if not args.output_dir:
+        raise InputError("Several models (or a folder, or an @list) need --output-dir DIR: one map is written "
+                         "there per model.")
+    plan = plan_batch(args.model, args.output_dir)
+    weights = _load_weights(args.weights)
+    summary = run_batch(plan, args.resolution, weights, tiling=_tiling(args), device=args.device,
+                        overwrite=args.overwrite)
+    return 1 if failures_on_all_ranks(len(summary.failed), plan.world) else 0
 
 
 def _molmap(args: argparse.Namespace) -> int:
@@ -142,10 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"struc2map {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="generate an experimental-like map for a model")
-    g.add_argument("model", help="PDB or mmCIF file (gzipped too)")
+    g = sub.add_parser("generate", help="generate an experimental-like map for a model, or for many")
+    g.add_argument("model", nargs="+", help="PDB or mmCIF file (gzipped too); for a batch several, a folder, or "
+                   "@LIST (a file with one path a line)")
     g.add_argument("--resolution", "-r", type=float, required=True, help="target resolution in Å")
-    g.add_argument("--output", "-o", required=True, help="MRC file to write")
+    g.add_argument("--output", "-o", help="MRC file to write (one model)")
+    g.add_argument("--output-dir", metavar="DIR", help="folder for a batch: DIR/<model name>.mrc per model, "
+                   "existing maps skipped, a log per process (struc2map_batch.rankR.jsonl); see docs/cluster.md")
     g.add_argument("--compare", metavar="MAP", help="experimental map to report correlations with")
     g.add_argument("--weights", metavar="FILE", help="generator weights (.pt with its .json); default: shipped")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -154,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, help="tiles per generator call (default 4)")
     g.add_argument("--paper-tiling", action="store_true", help="the paper's 32³ tiles keeping 20³ cores, all "
                    "tiles, fp32 (for comparison)")
-    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT (or a batch's maps) if it exists")
     g.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     g.set_defaults(func=_generate)
 
