@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InputError
 from .grid import MapData
+from .mask import mask_to_background
 from .molmap import molmap, molmap_grid, normalize_minmax
 from .resolution import check_resolution, lowpass_to_resolution
 from .tiling import TilingConfig, predict_tiled
@@ -95,13 +96,16 @@ def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weig
 
 
 def generate_from_input(simulated: MapData, resolution: float, weights: Weights, *,
+                        coords: np.ndarray | None = None,
                         tiling: TilingConfig | None = None, device: str = "auto",
                         progress: Callable[[int, int], None] | None = None,
                         should_stop: Callable[[], bool] | None = None) -> tuple[MapData, GenerateReport]:
     """Run the generator on a simulated map (molmap at the input resolution, any scale).
 
     ``simulated`` must be on the grid spacing the weights expect (1 Å); it
-    is min-max normalised here, as in training.
+    is min-max normalised here, as in training. With the atoms' ``coords``
+    (Å, in the input's frame) and weights trained on masked targets, the
+    output is masked the same way (see mask.py).
     """
     resolution = check_resolution(resolution)
     _, spacing = input_settings(weights)
@@ -114,6 +118,9 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
     output, tiles = predict_tiled(weights.generator, volume, tiling or TilingConfig(), device=device,
                                   progress=progress, should_stop=should_stop)
     generated = simulated.with_array(output)
+    mask_radius = weights.metadata.get("output", {}).get("mask_radius")
+    if coords is not None and mask_radius:
+        generated = mask_to_background(generated, coords, float(mask_radius))
     native = native_resolution(weights)
     generated, effective = lowpass_to_resolution(generated, resolution, native)
     report = GenerateReport(grid_xyz=simulated.shape_xyz, voxel_size=float(spacing), resolution=resolution,
@@ -137,7 +144,7 @@ def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, 
     resolution = check_resolution(resolution)
     started = time.perf_counter()
     simulated = simulate_input(coords, atomic_numbers, weights, resolution)
-    generated, report = generate_from_input(simulated, resolution, weights, **kwargs)
+    generated, report = generate_from_input(simulated, resolution, weights, coords=coords, **kwargs)
     report.atoms = len(coords)
     report.seconds = time.perf_counter() - started
     return generated, report

@@ -51,3 +51,16 @@ def test_too_large_for_memory_says_how_large(fragment, tiny_weights, monkeypatch
 def test_cancel_stops_the_run(fragment, tiny_weights):
     with pytest.raises(Cancelled):
         gen.generate(fragment.coords, fragment.atomic_numbers, 3.0, tiny_weights, should_stop=lambda: True)
+
+
+def test_weights_trained_on_masked_targets_give_zero_solvent(fragment, tiny_weights):
+    from dataclasses import replace
+
+    from chimerax.struc2map.mask import atom_mask
+
+    meta = {**tiny_weights.metadata, "output": {**tiny_weights.metadata["output"], "mask_radius": 3.0}}
+    masked = replace(tiny_weights, metadata=meta)
+    out, _ = gen.generate(fragment.coords, fragment.atomic_numbers, 3.0, masked, device="cpu")
+    inside = atom_mask(out, fragment.coords, 3.0)
+    assert np.all(out.array[~inside] == 0) and np.any(out.array[inside] != 0)
+    assert "background" in out.header

@@ -38,6 +38,7 @@ def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path,
                   "grid_spacing": prep["grid_spacing"], "normalisation": "minmax"},
         "output": {"normalisation": f"{prep['normalisation']} after masking {prep['mask_radius']:g} Å around atoms",
                    "background": statistics.mean(backgrounds) if backgrounds else None,
+                   "mask_radius": prep["mask_radius"],
                    "resolution": statistics.median(p["pair"]["resolution"] for p in train_pairs)},
         "training": {
             "pairs": [p["pair"] for p in train_pairs],

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..grid import MapData
 from ..mapio import read_map
+from ..mask import atom_mask
 from ..metrics import chimerax_correlation
 from ..molmap import molmap, molmap_grid, normalize_minmax
 from ..resample import resample_onto
@@ -59,14 +59,6 @@ def model_grid(coords: np.ndarray, config: PrepareConfig) -> MapData:
     origin, shape = molmap_grid(coords, config.input_resolution, grid_spacing=config.grid_spacing,
                                 edge_padding=config.edge_padding)
     return MapData(np.zeros(shape, np.float32), origin, config.grid_spacing)
-
-
-def atom_mask(grid: MapData, coords: np.ndarray, radius: float) -> np.ndarray:
-    """Voxels whose centre lies within ``radius`` Å of an atom."""
-    k, j, i = np.indices(grid.array.shape).reshape(3, -1)
-    xyz = grid.ijk_to_xyz(np.stack([i, j, k], axis=1))
-    dist, _ = cKDTree(coords).query(xyz, k=1, distance_upper_bound=radius)
-    return np.isfinite(dist).reshape(grid.array.shape)
 
 
 def normalise_target(values: np.ndarray, mask: np.ndarray, config: PrepareConfig) -> np.ndarray:
