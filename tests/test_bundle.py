@@ -125,6 +125,24 @@ def test_map_is_placed_with_a_moved_structure(cx, data_dir, tiny_weights):
     assert ijk.min() >= 3 * 4 - 1 and (size - 1 - ijk.max(axis=0)).min() >= 3 * 4 - 1
 
 
+def test_weights_trained_on_masked_targets_give_a_masked_map(cx, data_dir, tmp_path):
+    from chimerax.struc2map.network import Generator
+    from chimerax.struc2map.weights_io import save_weights
+
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "masked", Generator((4, 8, 16, 32)),
+                           {"output": {"normalisation": "minmax", "resolution": 3.0, "mask_radius": 3.0}})
+    structure = open_pdb(cx, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")[0]
+    from chimerax.geometry import translation
+
+    structure.position = translation((12, -7, 3))  # masking happens in the structure's own frame
+    (volume,) = run(cx, f"struc2map #1 resolution 3 weights {weights}")  # native resolution: no low-pass
+    values = volume.full_matrix()
+    ijk = np.rint(volume.data.xyz_to_ijk(structure.atoms.coords)).astype(int)
+    assert np.count_nonzero(values[ijk[:, 2], ijk[:, 1], ijk[:, 0]]) == len(ijk)  # density at every atom
+    assert np.count_nonzero(values == 0) > values.size / 2  # solvent far from atoms is exactly zero
+
+
 def test_on_grid_and_grid_spacing_resample(cx, data_dir, tiny_weights, tmp_path):
     pair = data_dir / "t20s_fragment_emd5623"
     open_pdb(cx, pair / "test_model.pdb")
