@@ -228,8 +228,8 @@ def run_batch(plan: BatchPlan, resolution: float, weights: Weights, *, tiling: T
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
         t0 = time.perf_counter()
         record = _run_one(model, output, resolution, weights, tiling, device, overwrite)
-        record = {"model": str(model), "output": str(output), **record, "seconds": time.perf_counter() - t0,
-                  "rank": plan.rank, "started": when}
+        record = {"model": str(model.absolute()), "output": str(output.absolute()), **record,
+                  "seconds": time.perf_counter() - t0, "rank": plan.rank, "started": when}
         _append(plan.log_path, record)
         status = record["status"]
         if status == "ok":
