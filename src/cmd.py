@@ -170,13 +170,12 @@ def _simulated_input(session, atoms, weights, resolution: float):
     """ChimeraX's molmap of the atoms at the generator's input resolution and grid, as an engine MapData."""
     from chimerax.map.molmap import molmap
 
-    from .generate import input_settings
+    from .generate import edge_padding, input_settings
     from .grid import MapData
 
     input_resolution, spacing = input_settings(weights)
-    # The padding of the engine's simulate_input: room for the low-pass to the target resolution.
     volume = molmap(session, atoms, input_resolution, grid_spacing=spacing,
-                    edge_padding=3 * max(input_resolution, resolution), open_model=False, replace=False)
+                    edge_padding=edge_padding(weights, resolution), open_model=False, replace=False)
     try:
         return MapData(volume.full_matrix(), volume.data.origin, volume.data.step)
     finally:

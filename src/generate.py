@@ -85,11 +85,16 @@ def check_memory(shape_zyx: tuple[int, int, int], what: str = "The map") -> None
                          "with more memory.")
 
 
+def edge_padding(weights: Weights, resolution: float) -> float:
+    """Å of empty grid around the atoms: room for the density at the coarser of input and target resolution."""
+    return 3.0 * max(input_settings(weights)[0], resolution)
+
+
 def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weights, resolution: float) -> MapData:
     """molmap at the generator's input resolution on its grid spacing, padded for the target resolution."""
     input_resolution, spacing = input_settings(weights)
-    padding = 3.0 * max(input_resolution, resolution)
-    origin, shape = molmap_grid(coords, input_resolution, grid_spacing=spacing, edge_padding=padding)
+    origin, shape = molmap_grid(coords, input_resolution, grid_spacing=spacing,
+                                edge_padding=edge_padding(weights, resolution))
     check_memory(shape)
     grid = MapData(np.empty(shape, np.float32), origin, spacing)  # on_grid uses only the geometry
     return molmap(coords, atomic_numbers, input_resolution, on_grid=grid)
