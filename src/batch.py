@@ -1,10 +1,11 @@
 """Batch generation: many models, one map each, resumable, shared out among processes by rank.
 
-Ranks share nothing: each takes every ``world``-th model of the same sorted
-list (``RANK``/``WORLD_SIZE`` from torchrun or set by hand, e.g. from a Slurm
-job array), writes its maps with atomic renames and keeps its own JSON-lines
-log. A map already on disk is skipped, so a rerun resumes; a model that fails
-is logged and the batch goes on.
+Ranks share nothing while they work: each takes every ``world``-th model of
+the same list (``RANK``/``WORLD_SIZE`` from torchrun or set by hand, e.g.
+from a Slurm job array), writes its maps with atomic renames and keeps its
+own JSON-lines log. A map already on disk is skipped, so a rerun resumes; a
+model that fails is logged and the batch goes on. Under torchrun the
+processes meet once, at the end, only to agree on the exit status.
 """
 from __future__ import annotations
 
