@@ -30,7 +30,7 @@ def test_generate_writes_map_and_json(fragment, tiny_weights, tmp_path, capsys):
     m = read_map(out)
     assert np.allclose(m.voxel_size, 1.0)
     assert any("struc2map" in label and tiny_weights.short_id in label for label in m.header["labels"])
-    summary = json.loads(js.read_text())
+    summary = json.loads(js.read_text(encoding="utf-8"))
     for key in ("correlation", "correlation_about_mean", "pcc", "ssim"):
         assert -1 <= summary["metrics"]["experimental"][key] <= 1
     assert summary["atoms"] == 218 and summary["tiles_total"] >= 1
@@ -94,7 +94,7 @@ def test_compare_command(fragment, tmp_path, capsys):
     mm, js = tmp_path / "mm.mrc", tmp_path / "c.json"
     assert run("molmap", model, "-r", 3.3, "-o", mm) == 0
     assert run("compare", mm, "--reference", exp, "--json", js) == 0
-    result = json.loads(js.read_text())
+    result = json.loads(js.read_text(encoding="utf-8"))
     expected = compare_maps(read_map(mm), read_map(exp))
     for key in ("correlation", "correlation_about_mean", "pcc", "ssim", "level", "points"):
         assert result[key] == pytest.approx(expected[key], rel=1e-9)

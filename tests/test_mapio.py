@@ -21,7 +21,7 @@ from chimerax.struc2map.mapio import read_map, write_map
 def _pair_maps():
     from tests.conftest import DATA_DIR
 
-    rows = (line.split() for line in (DATA_DIR / "pairs.txt").read_text().splitlines())
+    rows = (line.split() for line in (DATA_DIR / "pairs.txt").read_text(encoding="utf-8").splitlines())
     return [row[1] for row in rows if row and not row[0].startswith("#")]
 
 

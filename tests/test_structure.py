@@ -57,7 +57,7 @@ def test_hydrogens_and_waters_policy(tmp_path):
     path = _altloc_pdb(tmp_path / "alt.pdb")
     assert len(read_structure(path, hydrogens=True)) == 3 * 4
     hoh = _atom(99, "O", " ", "HOH", "W", 1, (5, 5, 5), 1.0, 30.0, "O")
-    (tmp_path / "w.pdb").write_text(path.read_text().replace("END\n", hoh + "END\n"))
+    (tmp_path / "w.pdb").write_text(path.read_text(encoding="utf-8").replace("END\n", hoh + "END\n"))
     assert len(read_structure(tmp_path / "w.pdb")) == 10
     assert len(read_structure(tmp_path / "w.pdb", waters=False)) == 9
 

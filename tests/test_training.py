@@ -104,11 +104,11 @@ def test_train_resume_export_evaluate(dataset, data_dir, tmp_path, capsys):
     out, _ = dataset
     run_dir = tmp_path / "run"
     assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
-    history = (run_dir / "history.csv").read_text().splitlines()
+    history = (run_dir / "history.csv").read_text(encoding="utf-8").splitlines()
     assert len(history) == 3 and (run_dir / "losses.png").stat().st_size > 1000
     assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "3", *TINY]) == 0
     assert "resumed from epoch 2" in capsys.readouterr().out
-    assert len((run_dir / "history.csv").read_text().splitlines()) == 4
+    assert len((run_dir / "history.csv").read_text(encoding="utf-8").splitlines()) == 4
 
     weights = tmp_path / "w" / "gen.pt"
     assert cli.main(["export", str(run_dir), "--dataset", str(out), "--output", str(weights)]) == 0
@@ -119,7 +119,7 @@ def test_train_resume_export_evaluate(dataset, data_dir, tmp_path, capsys):
     ev = tmp_path / "eval"
     assert cli.main(["evaluate", str(data_dir / "pairs.txt"), "--only", SMALL, "--weights", str(weights),
                      "--output", str(ev), "--device", "cpu"]) == 0
-    table = (ev / "results.md").read_text()
+    table = (ev / "results.md").read_text(encoding="utf-8")
     for method in ("generator", "molmap_2A", "molmap_reported"):
         assert f"| {SMALL} | 3.3 | {method} |" in table
     assert (ev / "scatter.png").stat().st_size > 1000

@@ -49,14 +49,14 @@ def saved(tmp_path) -> Path:
 def reseal(pt_path: Path) -> None:
     """Make the .json's checksum match the .pt again, to reach the checks after it."""
     json_path = pt_path.with_suffix(".json")
-    meta = json.loads(json_path.read_text())
+    meta = json.loads(json_path.read_text(encoding="utf-8"))
     meta["sha256"] = file_sha256(pt_path)
     json_path.write_text(json.dumps(meta))
 
 
 def edit_metadata(pt_path: Path, **changes) -> None:
     json_path = pt_path.with_suffix(".json")
-    meta = json.loads(json_path.read_text())
+    meta = json.loads(json_path.read_text(encoding="utf-8"))
     meta.update(changes)
     json_path.write_text(json.dumps(meta))
 

@@ -107,7 +107,7 @@ def _export(args: argparse.Namespace) -> int:
 
     metrics = None
     if args.metrics:
-        with open(args.metrics, newline="") as f:
+        with open(args.metrics, newline="", encoding="utf-8") as f:
             metrics = list(csv.DictReader(f))
     path = export_run(args.run, args.dataset, args.output, which=args.which, metrics=metrics,
                       overwrite=args.overwrite)
