@@ -2,7 +2,7 @@
 
 Each model runs in a fresh process (its own peak RSS), default tiling, on the CPU
 unless ``--device`` says otherwise. The assembly is copies of 6GYN (16,932 atoms)
-placed side by side on a 2×2×2 lattice 45 Å apart, which gives a map of just over 300³ voxels.
+placed side by side on a 2×2×2 lattice 60 Å apart, which gives a map of just over 300³ voxels.
 
     python benchmarks/scaling.py --weights weights/struc2map_generator.pt
 """
@@ -30,12 +30,12 @@ MODELS = {
 }
 
 
-def assembly_atoms(copies_per_axis: int = 2, gap: float = 45.0):
-    """Copies of 6GYN on a cubic lattice, each shifted by its extent plus ``gap`` Å."""
+def assembly_atoms(copies_per_axis: int = 2, gap: float = 60.0):
+    """Copies of 6GYN on a cubic lattice whose spacing is the model's largest extent plus ``gap`` Å."""
     from chimerax.struc2map.structure import Atoms, read_structure
 
     one = read_structure(MODELS["hcn4"])
-    extent = one.coords.max(0) - one.coords.min(0) + gap
+    extent = (one.coords.max(0) - one.coords.min(0)).max() + gap
     shifts = np.stack(np.meshgrid(*[np.arange(copies_per_axis)] * 3, indexing="ij"), -1).reshape(-1, 3) * extent
     coords = (one.coords[None] + shifts[:, None]).reshape(-1, 3)
     n = len(shifts)
