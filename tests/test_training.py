@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from chimerax.struc2map import cli
 from chimerax.struc2map.errors import InputError
@@ -106,13 +107,19 @@ def test_train_resume_export_evaluate(dataset, data_dir, tmp_path, capsys):
     assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
     history = (run_dir / "history.csv").read_text(encoding="utf-8").splitlines()
     assert len(history) == 3 and (run_dir / "losses.png").stat().st_size > 1000
-    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "3", *TINY]) == 0
+    # resumed with a moving average of the weights, which the first part did not keep
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "3", "--ema-decay", "0.9", *TINY]) == 0
     assert "resumed from epoch 2" in capsys.readouterr().out
-    assert len((run_dir / "history.csv").read_text(encoding="utf-8").splitlines()) == 4
+    history = (run_dir / "history.csv").read_text(encoding="utf-8").splitlines()
+    assert len(history) == 4 and "val_ema" in history[0]
 
     weights = tmp_path / "w" / "gen.pt"
-    assert cli.main(["export", str(run_dir), "--dataset", str(out), "--output", str(weights)]) == 0
+    assert cli.main(["export", str(run_dir), "--dataset", str(out), "--output", str(weights),
+                     "--which", "average"]) == 0
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert not torch.equal(state["G_ema"]["final.weight"], state["G"]["final.weight"])
     w = load_weights(weights)
+    assert torch.equal(w.generator.state_dict()["final.weight"], state["G_ema"]["final.weight"])
     assert w.metadata["training"]["pairs"][0]["name"] == SMALL and w.metadata["widths"] == [4, 8, 16, 32]
     assert w.metadata["output"]["resolution"] == 3.3
 

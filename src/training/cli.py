@@ -67,7 +67,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     x.add_argument("run", help="run folder of 'struc2map train'")
     x.add_argument("--dataset", required=True, help="the dataset folder the run trained on")
     x.add_argument("--output", "-o", required=True, help="weights path (NAME.pt; NAME.json is written beside)")
-    x.add_argument("--which", choices=["best", "last"], default="best")
+    x.add_argument("--which", choices=["last", "best", "average"], default="last",
+                   help="last weights, best on the validation loss, or their moving average (--ema-decay)")
     x.add_argument("--metrics", help="evaluate's results.csv to record as held-out metrics")
     x.add_argument("--overwrite", action="store_true")
     x.set_defaults(func=_export)

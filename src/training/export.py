@@ -11,9 +11,10 @@ from ..network import Generator
 from ..weights_io import save_weights
 
 
-def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path, *, which: str = "best",
+def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path, *, which: str = "last",
                metrics: dict | None = None, overwrite: bool = False) -> Path:
-    """Save the run's best (lowest validation loss) or last generator with its metadata.
+    """Save the run's generator with its metadata: ``which`` is "last", "best" (lowest validation
+    loss) or "average" (the moving average of the weights, when the run kept one).
 
     The metadata records the input recipe and target normalisation of the
     dataset, the native output resolution (median reported resolution of the
@@ -24,8 +25,12 @@ def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path,
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     config = state["config"]
     generator = Generator(tuple(config["widths"]))
-    if which == "best" and (run_dir / "best_generator.pt").exists():
+    if which == "best":
         generator.load_state_dict(torch.load(run_dir / "best_generator.pt", map_location="cpu", weights_only=True))
+    elif which == "average":
+        if state.get("G_ema") is None:
+            raise ValueError(f"run {run_dir} kept no average of the weights (train with --ema-decay)")
+        generator.load_state_dict(state["G_ema"])
     else:
         generator.load_state_dict(state["G"])
     index = json.loads((dataset_dir / "index.json").read_text(encoding="utf-8"))

@@ -10,6 +10,7 @@ validates, logs and checkpoints.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -51,6 +52,7 @@ class TrainConfig:
     rotate: bool = True
     degrade_p: float = 0.25
     seed: int = 0
+    ema_decay: float = 0.0  # > 0 keeps an exponential moving average of the generator's weights
     max_minutes: float | None = None
     precision: str = "auto"  # "fp32" | "bf16" | "auto" (bf16 autocast on CUDA)
     train_pairs: list[str] | None = None
@@ -100,6 +102,9 @@ class Trainer:
         self.optG = torch.optim.NAdam(self.G.parameters(), lr=config.lr)
         self.schedG = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optG, factor=config.plateau_factor, patience=config.plateau_patience)
+        self.G_ema = None
+        if config.ema_decay > 0:
+            self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.D = self.optD = self.schedD = None
         if config.adv_weight > 0:
             self.D = Discriminator(config.disc_widths).to(self.device)
@@ -120,7 +125,8 @@ class Trainer:
         opt = lambda o: None if o is None else o.state_dict()
         return {"config": asdict(self.config), "epoch": self.epoch, "step": self.step, "seconds": self.seconds,
                 "history": self.history, "best_val": self.best_val,
-                "G": self.G.state_dict(), "optG": self.optG.state_dict(), "schedG": self.schedG.state_dict(),
+                "G": self.G.state_dict(), "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
+                "optG": self.optG.state_dict(), "schedG": self.schedG.state_dict(),
                 "D": None if self.D is None else self.D.state_dict(), "optD": opt(self.optD),
                 "schedD": opt(self.schedD)}
 
@@ -138,6 +144,8 @@ class Trainer:
         if tuple(state["config"]["widths"]) != tuple(self.config.widths):
             raise ValueError("checkpoint widths differ from the requested ones; use another run folder")
         self.G.load_state_dict(state["G"])
+        if self.G_ema is not None:  # a run that had no average starts it from the generator it has
+            self.G_ema.load_state_dict(state.get("G_ema") or state["G"])
         self.optG.load_state_dict(state["optG"])
         self.schedG.load_state_dict(state["schedG"])
         if self.D is not None and state["D"] is not None:
@@ -165,6 +173,10 @@ class Trainer:
         self.optG.zero_grad(set_to_none=True)
         loss.backward()
         self.optG.step()
+        if self.G_ema is not None:
+            with torch.no_grad():
+                for avg, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                    avg.lerp_(p, 1.0 - cfg.ema_decay)
         out = {"rec": rec.item(), "adv": adv.item(), "disc": 0.0}
         if self.D is not None:
             with _autocast(self.device, cfg.precision):
@@ -179,13 +191,14 @@ class Trainer:
         return out
 
     @torch.no_grad()
-    def validate(self) -> float:
-        """Mean SmoothL1 over the fixed validation tiles."""
-        self.G.eval()
+    def validate(self, model: torch.nn.Module | None = None) -> float:
+        """Mean SmoothL1 of the generator (or ``model``) over the fixed validation tiles."""
+        model = model or self.G
+        model.eval()
         total, n = 0.0, 0
         for x, y in self.val_batches:
             with _autocast(self.device, self.config.precision):
-                pred = self.G(x.to(self.device)).float()
+                pred = model(x.to(self.device)).float()
             total += F.smooth_l1_loss(pred, y.to(self.device), beta=self.config.smooth_l1_beta,
                                       reduction="sum").item()
             n += y.numel()
@@ -226,12 +239,14 @@ class Trainer:
                 self.epoch += 1
                 self.seconds = seconds_before + time.time() - started
                 row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_adv": sums["adv"],
-                       "train_disc": sums["disc"], "val_rec": val, "lr": self.optG.param_groups[0]["lr"],
-                       "seconds": round(self.seconds, 1)}
+                       "train_disc": sums["disc"], "val_rec": val,
+                       "val_ema": self.validate(self.G_ema) if self.G_ema is not None else float("nan"),
+                       "lr": self.optG.param_groups[0]["lr"], "seconds": round(self.seconds, 1)}
                 self.history.append(row)
                 if self.rank == 0:
                     self.log(f"epoch {self.epoch}/{cfg.epochs} step {self.step}: train {sums['rec']:.5f} "
-                             f"val {val:.5f} lr {row['lr']:.2e} ({time.time() - t0:.0f} s)")
+                             f"val {val:.5f} (average {row['val_ema']:.5f}) lr {row['lr']:.2e} "
+                             f"({time.time() - t0:.0f} s)")
                     if val < self.best_val:
                         self.best_val = val
                         torch.save(self.G.state_dict(), self.run_dir / "best_generator.pt")
@@ -250,7 +265,7 @@ class Trainer:
         if not self.history:
             return
         with open(self.run_dir / "history.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(self.history[0]))
+            w = csv.DictWriter(f, fieldnames=list(self.history[-1]), restval="")  # a resumed run may add columns
             w.writeheader()
             w.writerows(self.history)
         plot_history(self.history, self.run_dir / "losses.png")
@@ -266,6 +281,8 @@ def plot_history(history: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [h["train_rec"] for h in history], label="train SmoothL1")
     ax.plot(epochs, [h["val_rec"] for h in history], label="validation SmoothL1")
+    if any(h.get("val_ema", float("nan")) == h.get("val_ema", float("nan")) for h in history):
+        ax.plot(epochs, [h.get("val_ema", float("nan")) for h in history], label="validation, averaged weights")
     if any(h["train_disc"] for h in history):
         ax.plot(epochs, [h["train_disc"] for h in history], label="discriminator BCE", alpha=0.6)
     ax.set_yscale("log")
