@@ -73,6 +73,8 @@ def _tiling(args: argparse.Namespace):
         tiling.margin = args.margin
     if args.batch_size:
         tiling.batch_size = args.batch_size
+    if args.precision:
+        tiling.precision = args.precision
     return tiling
 
 
@@ -179,9 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compare", metavar="MAP", help="experimental map to report correlations with")
     g.add_argument("--weights", metavar="FILE", help="generator weights (.pt with its .json); default: shipped")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    g.add_argument("--tile-size", type=int, help="tile edge in voxels, a multiple of 8 (default 64)")
-    g.add_argument("--margin", type=int, help="voxels dropped at each tile side (default 8)")
-    g.add_argument("--batch-size", type=int, help="tiles per generator call (default 4)")
+    g.add_argument("--tile-size", type=int, help="tile edge in voxels, a multiple of 8 (default 32, "
+                   "the training tile size)")
+    g.add_argument("--margin", type=int, help="voxels dropped at each tile side (default 6)")
+    g.add_argument("--batch-size", type=int, help="tiles per generator call (default 8)")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto (default): bf16 on GPUs and on CPUs with native bf16, else fp32")
     g.add_argument("--paper-tiling", action="store_true", help="the paper's 32³ tiles keeping 20³ cores, all "
                    "tiles, fp32 (for comparison)")
     g.add_argument("--overwrite", action="store_true", help="replace OUTPUT (or a batch's maps) if it exists")

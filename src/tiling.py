@@ -31,9 +31,9 @@ _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 class TilingConfig:
     """How a map is cut into tiles and how each batch of tiles is run."""
 
-    tile_size: int = 64
-    margin: int = 8
-    batch_size: int = 4
+    tile_size: int = 32
+    margin: int = 6
+    batch_size: int = 8
     skip_empty: bool = True
     empty_threshold: float = 0.0
     precision: str = "auto"
@@ -111,12 +111,28 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast is faster than fp32."""
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    try:
+        return bool(probe and probe())
+    except Exception:  # a private probe: any failure means "do not rely on it"
+        return False
+
+
 def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for ``precision`` on ``device``; "auto" is bf16 (fp16 without bf16 support) on CUDA, fp32 elsewhere."""
+    """Autocast for ``precision`` on ``device``.
+
+    "auto" is bf16 on CUDA (fp16 without bf16 support) and on CPUs with native
+    bf16; fp32 elsewhere (MPS, older CPUs, where bf16 would be emulated and slow).
+    """
     if precision == "auto":
-        if device.type != "cuda":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "cpu" and cpu_has_bf16():
+            precision = "bf16"
+        else:
             return contextlib.nullcontext()
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])

@@ -107,6 +107,10 @@ def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, 
         )
         json_tmp = _temp_path(json_path)
         json_tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        for tmp in (pt_tmp, json_tmp):  # mkstemp makes files private; weights are meant to be shared
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(pt_tmp, pt_path)
         os.replace(json_tmp, json_path)
     finally:
