@@ -28,15 +28,9 @@ MODELS = {
 SCHEMES = {
     "paper": dict(tile_size=32, margin=6, skip_empty=False, precision="fp32", batch_size=8),
     "default": {},
-    "t32m6_skip": dict(tile_size=32, margin=6, batch_size=8),
-    "t32m4_skip": dict(tile_size=32, margin=4, batch_size=8),
-    "t32m6_skip_bf16": dict(tile_size=32, margin=6, batch_size=8, precision="bf16"),
-    "t48m6_skip": dict(tile_size=48, margin=6, batch_size=4),
-    "default_bf16": dict(precision="bf16"),
-    "t96m8": dict(tile_size=96, margin=8),
-    "t48m8": dict(tile_size=48, margin=8),
-    "t64m16": dict(tile_size=64, margin=16),
-    "t128m16": dict(tile_size=128, margin=16, batch_size=1),
+    "default_fp32": dict(precision="fp32"),
+    "t32m4": dict(margin=4),
+    "t64m8": dict(tile_size=64, margin=8, batch_size=4),
     "whole": "whole",  # the whole map as one tile: no seams, the reference for tile-size effects
 }
 
