@@ -73,6 +73,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--overwrite", action="store_true")
     x.set_defaults(func=_export)
 
+    f = sub.add_parser("fetch", help="download EMDB maps and PDB models by ID and write a pair list")
+    f.add_argument("ids", help="text file: one 'EMD-1234 1ABC [resolution]' a line")
+    f.add_argument("--output", "-o", required=True, help="folder for the files and pairs.csv")
+    f.add_argument("--emdb-url", default=None, help="EMDB structures base URL (default: the wwPDB archive)")
+    f.add_argument("--pdb-url", default=None, help="PDB download base URL (default: RCSB)")
+    f.set_defaults(func=_fetch)
+
 
 def _prepare(args: argparse.Namespace) -> int:
     pairs = select(read_pairs(args.pairs), args.only)
@@ -114,3 +121,12 @@ def _export(args: argparse.Namespace) -> int:
                       overwrite=args.overwrite)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from . import fetch as fetching
+
+    urls = {k: v for k, v in (("emdb_url", args.emdb_url), ("pdb_url", args.pdb_url)) if v}
+    pairs, failed = fetching.fetch(fetching.read_ids(args.ids), args.output, **urls)
+    print(f"wrote {pairs}; {len(failed)} failed")
+    return 1 if failed else 0

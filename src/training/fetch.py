@@ -1,0 +1,110 @@
+"""Download EMDB maps and PDB models by ID and write a pair list for ``struc2map prepare``.
+
+The ID list has one pair a line: ``EMD-1234 1ABC [resolution_Å]`` (``#``
+comments). Without a resolution, it is read from the EMDB entry's header XML.
+Files already downloaded are kept (resumable); a failed entry is reported and
+left out of the pair list, never half-written (downloads go to a temporary
+file that is renamed when complete).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import InputError
+
+EMDB_URL = "https://files.wwpdb.org/pub/emdb/structures"
+PDB_URL = "https://files.rcsb.org/download"
+
+
+@dataclass
+class Entry:
+    """One line of the ID list."""
+
+    emdb: str  # digits only, e.g. "3488"
+    pdb: str  # lower case, e.g. "5me2"
+    resolution: float | None = None
+
+
+def read_ids(path: str | Path) -> list[Entry]:
+    """Parse ``EMD-1234 1ABC [resolution]`` lines."""
+    entries = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        match = re.fullmatch(r"(?:EMD-?)?(\d{4,5})", fields[0], re.IGNORECASE)
+        if len(fields) < 2 or not match or not re.fullmatch(r"[0-9][A-Za-z0-9]{3}", fields[1]):
+            raise InputError(f"{path}, line {n}: expected 'EMD-1234 1ABC [resolution]', got {line.strip()!r}.")
+        resolution = float(fields[2]) if len(fields) > 2 else None
+        entries.append(Entry(match.group(1), fields[1].lower(), resolution))
+    return entries
+
+
+def download(url: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` into ``dest`` unless it is there already; atomic (temporary file, then rename)."""
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            shutil.copyfileobj(response, out)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
+
+
+def header_resolution(xml_path: Path) -> float:
+    """The reported resolution in an EMDB header XML (v3 ``resolution`` or v1.9 ``resolutionByAuthor``)."""
+    root = ET.parse(xml_path).getroot()
+    for tag in ("resolution", "resolutionByAuthor"):
+        for element in root.iter():
+            if element.tag.split("}")[-1] == tag and element.text and element.text.strip():
+                try:
+                    return float(element.text)
+                except ValueError:
+                    continue
+    raise InputError(f"{xml_path.name} gives no resolution.")
+
+
+def fetch(entries: list[Entry], out_dir: str | Path, *, emdb_url: str = EMDB_URL, pdb_url: str = PDB_URL,
+          log: Callable[[str], None] = print) -> tuple[Path, dict[str, str]]:
+    """Download every entry; write ``OUT/pairs.csv``; return its path and the failures {name: reason}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], {}
+    for e in entries:
+        name = f"emd{e.emdb}_{e.pdb}"
+        try:
+            map_path = download(f"{emdb_url}/EMD-{e.emdb}/map/emd_{e.emdb}.map.gz",
+                                out_dir / name / f"emd_{e.emdb}.map.gz")
+            model_path = download(f"{pdb_url}/{e.pdb}.cif.gz", out_dir / name / f"{e.pdb}.cif.gz")
+            resolution = e.resolution
+            if resolution is None:
+                xml = download(f"{emdb_url}/EMD-{e.emdb}/header/emd-{e.emdb}.xml", out_dir / name / f"emd-{e.emdb}.xml")
+                resolution = header_resolution(xml)
+        except (OSError, InputError, ET.ParseError) as err:
+            failed[name] = f"{type(err).__name__}: {err}"
+            log(f"{name}: FAILED ({failed[name]})")
+            continue
+        rows.append({"name": name, "map": str(map_path.relative_to(out_dir)),
+                     "model": str(model_path.relative_to(out_dir)), "resolution": resolution,
+                     "emdb": f"EMD-{e.emdb}", "pdb": e.pdb.upper()})
+        log(f"{name}: ok ({resolution:g} Å)")
+    pairs = out_dir / "pairs.csv"
+    with open(pairs, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["name", "map", "model", "resolution", "emdb", "pdb"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return pairs, failed
