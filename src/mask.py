@@ -25,7 +25,7 @@ def atom_mask(grid: MapData, coords: np.ndarray, radius: float) -> np.ndarray:
     for k in range(shape[0]):  # one plane at a time keeps memory at one plane of points
         j, i = np.indices(shape[1:]).reshape(2, -1)
         xyz = grid.ijk_to_xyz(np.stack([i, j, np.full_like(i, k)], axis=1))
-        dist, _ = tree.query(xyz, k=1, distance_upper_bound=np.nextafter(radius, np.inf))  # radius included
+        dist, _ = tree.query(xyz, k=1, distance_upper_bound=np.nextafter(radius, np.inf), workers=-1)  # radius included
         mask[k] = np.isfinite(dist).reshape(shape[1:])
     return mask
 
