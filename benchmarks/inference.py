@@ -69,7 +69,6 @@ def run_one(model: str, scheme: str, weights: str, out: Path) -> dict:
 
 def compare(model: str, schemes: list[str], weights: str, out: Path) -> dict:
     """Differences from the paper's scheme and from one whole-map tile, and agreement with the experimental map."""
-    from chimerax.struc2map.generate import native_resolution
     from chimerax.struc2map.grid import MapData
     from chimerax.struc2map.mapio import read_map
     from chimerax.struc2map.metrics import chimerax_correlation

@@ -143,7 +143,7 @@ def _settings(resolution, device, weights_path, tile_size, batch_size):
     from .tiling import TilingConfig, resolve_device
     from .weights_io import MISSING_WEIGHTS_HELP, default_weights_path, load_weights
 
-    resolution = check_resolution(resolution)
+    resolution = check_resolution(resolution, warn=False)  # generate_from_input warns, once per map
     tiling = TilingConfig()
     if tile_size is not None:
         tiling.tile_size = tile_size

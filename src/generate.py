@@ -146,7 +146,7 @@ def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, 
 
     Keyword arguments are those of :func:`generate_from_input`.
     """
-    resolution = check_resolution(resolution)
+    resolution = check_resolution(resolution, warn=False)  # generate_from_input warns
     started = time.perf_counter()
     simulated = simulate_input(coords, atomic_numbers, weights, resolution)
     generated, report = generate_from_input(simulated, resolution, weights, coords=coords, **kwargs)

@@ -24,8 +24,12 @@ MAX_RESOLUTION = 100.0
 METHOD_RANGE = (1.5, 10.0)
 
 
-def check_resolution(resolution: float) -> float:
-    """The resolution as a float, or an InputError for values that cannot be meant."""
+def check_resolution(resolution: float, *, warn: bool = True) -> float:
+    """The resolution as a float, or an InputError for values that cannot be meant.
+
+    With ``warn``, a resolution outside the method's range also gives a warning
+    (callers that check early and again later warn once).
+    """
     try:
         r = float(resolution)
     except (TypeError, ValueError):
@@ -35,7 +39,7 @@ def check_resolution(resolution: float) -> float:
     if not MIN_RESOLUTION <= r <= MAX_RESOLUTION:
         raise InputError(f"Resolution {r:g} Å is outside {MIN_RESOLUTION:g}–{MAX_RESOLUTION:g} Å; "
                          "cryo-EM maps are not made at that resolution.")
-    if not METHOD_RANGE[0] <= r <= METHOD_RANGE[1]:
+    if warn and not METHOD_RANGE[0] <= r <= METHOD_RANGE[1]:
         warnings.warn(f"Resolution {r:g} Å is outside the {METHOD_RANGE[0]:g}–{METHOD_RANGE[1]:g} Å range the "
                       "generator was made for; the result is the generator's map low-pass filtered.",
                       stacklevel=2)

@@ -64,3 +64,12 @@ def test_weights_trained_on_masked_targets_give_zero_solvent(fragment, tiny_weig
     inside = atom_mask(out, fragment.coords, 3.0)
     assert np.all(out.array[~inside] == 0) and np.any(out.array[inside] != 0)
     assert "background" in out.header
+
+
+def test_resolution_outside_method_range_warns_once(fragment, tiny_weights):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gen.generate(fragment.coords, fragment.atomic_numbers, 12.0, tiny_weights, device="cpu")
+    assert sum("outside" in str(w.message) for w in caught) == 1

@@ -68,6 +68,6 @@ class TileSampler:
         batches = []
         for start in range(0, len(chosen), size):
             arrays = [self.tile(e) for e in chosen[start:start + size]]
-            batches.append((torch.from_numpy(np.stack([a[0] for a in arrays])[:, None].copy()),
-                            torch.from_numpy(np.stack([a[1] for a in arrays])[:, None].copy())))
+            batches.append((torch.from_numpy(np.stack([a[0] for a in arrays])[:, None]),
+                            torch.from_numpy(np.stack([a[1] for a in arrays])[:, None])))
         return batches
