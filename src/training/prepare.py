@@ -150,6 +150,7 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
     for pair in pairs:
         path = out_dir / "pairs" / f"{pair.name}.npz"
         meta = _load_meta(path) if path.exists() else None
+        inp = None  # the input volume, once in memory
         if meta is None or meta.get("config_key") != key:
             try:
                 data = prepare_pair(pair, config)
@@ -164,6 +165,7 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
                                             "molmap_correlation_about_mean")},
                     "origin": data["origin"].tolist(), "voxel_size": data["voxel_size"].tolist()}
             _save_npz(path, {"input": data["input"], "target": data["target"], "meta": json.dumps(meta)})
+            inp = data["input"]
             log(f"{pair.name}: prepared, grid {data['input'].shape[::-1]}, "
                 f"molmap correlation {meta['molmap_correlation']:.3f}")
         else:
@@ -173,8 +175,9 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
                                            f"< {config.min_correlation}")
             log(f"{pair.name}: dropped ({index['dropped'][pair.name]})")
             continue
-        with np.load(path) as z:
-            inp = z["input"]
+        if inp is None:
+            with np.load(path) as z:
+                inp = z["input"]
         corners = tile_corners(inp.shape, config.tile_size, config.stride)
         t = config.tile_size
         occupied = (inp > 0.01)
