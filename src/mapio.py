@@ -26,8 +26,6 @@ destination folder and renamed, so a failed write leaves no partial file.
 """
 from __future__ import annotations
 
-import os
-import secrets
 import warnings
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import mrcfile
 import numpy as np
 
 from .errors import InputError
+from .files import atomic_path
 from .grid import MapData
 
 CCP4_SUFFIXES = (".map", ".ccp4")
@@ -84,10 +83,9 @@ def write_map(path, mapdata: MapData, *, label: str | None = None, overwrite: bo
                              f"the grid only in whole voxels, and origin {tuple(np.round(mapdata.origin, 4))} is not; "
                              "use a .mrc name instead.")
         origin = np.zeros(3)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    compression = "gzip" if path.suffix.lower() == ".gz" else None
     try:
-        compression = "gzip" if path.suffix.lower() == ".gz" else None
-        with mrcfile.new(tmp, compression=compression) as mrc:
+        with atomic_path(path) as tmp, mrcfile.new(tmp, compression=compression, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(mapdata.array, dtype=np.float32))
             mrc.voxel_size = tuple(mapdata.voxel_size)
             h = mrc.header
@@ -96,11 +94,8 @@ def write_map(path, mapdata: MapData, *, label: str | None = None, overwrite: bo
             if label:
                 h.label[0] = label.encode("ascii", "replace")[:80]
                 h.nlabl = 1
-        os.replace(tmp, path)
     except OSError as e:
         raise InputError(f"Could not write the map {path}: {e.strerror or e}.") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _file_type(path: Path) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from . import __version__
 from .errors import WeightsError
+from .files import atomic_path
 from .network import Generator
 
 FORMAT = "struc2map-weights"
@@ -90,9 +90,7 @@ def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, 
                 raise WeightsError(f"{p} already exists; choose another name or allow overwriting.")
     pt_path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
-    pt_tmp = _temp_path(pt_path)
-    json_tmp = None
-    try:
+    with atomic_path(pt_path) as pt_tmp, atomic_path(json_path) as json_tmp:
         torch.save(state, pt_tmp)
         meta = {"input": dict(DEFAULT_INPUT), "output": dict(DEFAULT_OUTPUT), "training": {}}
         meta.update(metadata)
@@ -105,25 +103,8 @@ def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, 
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             struc2map_version=__version__,
         )
-        json_tmp = _temp_path(json_path)
         json_tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        for tmp in (pt_tmp, json_tmp):  # mkstemp makes files private; weights are meant to be shared
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(pt_tmp, pt_path)
-        os.replace(json_tmp, json_path)
-    finally:
-        for tmp in (pt_tmp, json_tmp):
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
     return pt_path
-
-
-def _temp_path(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

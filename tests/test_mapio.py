@@ -12,7 +12,7 @@ import pytest
 
 import tests.chimerax_session  # noqa: F401  (aliases collections names before chimerax modules load)
 from chimerax.map_data import open_file as chimerax_open
-from chimerax.struc2map import mapio
+from chimerax.struc2map import files, mapio
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.mapio import read_map, write_map
@@ -142,7 +142,7 @@ def test_failed_rename_leaves_no_temporary(tmp_path, monkeypatch):
     def no_replace(src, dst):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(mapio.os, "replace", no_replace)
+    monkeypatch.setattr(files.os, "replace", no_replace)
     with pytest.raises(InputError, match=r"Could not write the map .*new\.mrc: Permission denied"):
         write_map(tmp_path / "new.mrc", _sample_map())
     assert list(tmp_path.iterdir()) == []

@@ -9,10 +9,8 @@ file that is renamed when complete).
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
-import tempfile
 import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError
+from ..files import atomic_path
 
 EMDB_URL = "https://files.wwpdb.org/pub/emdb/structures"
 PDB_URL = "https://files.rcsb.org/download"
@@ -54,14 +53,9 @@ def download(url: str, dest: Path, timeout: float = 60.0) -> Path:
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, out)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out, \
+            urllib.request.urlopen(url, timeout=timeout) as response:
+        shutil.copyfileobj(response, out)
     return dest
 
 

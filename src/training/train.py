@@ -27,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from ..files import atomic_path
 from ..network import Discriminator, Generator
 from .augment import Degradation
 from .dataset import TileSampler
@@ -135,9 +136,8 @@ class Trainer:
         if self.rank != 0:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.run_dir / "checkpoint.pt.tmp"
-        torch.save(self._state(), tmp)
-        os.replace(tmp, self.run_dir / "checkpoint.pt")
+        with atomic_path(self.run_dir / "checkpoint.pt") as tmp:
+            torch.save(self._state(), tmp)
 
     def _resume(self) -> None:
         state = torch.load(self.run_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
