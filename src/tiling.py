@@ -37,6 +37,7 @@ class TilingConfig:
     skip_empty: bool = True
     empty_threshold: float = 0.0
     precision: str = "auto"
+    channels_last: bool = True  # CPU in bf16/fp16 only: NDHWC tensors, ~1.8× faster there (network.InstanceNorm3d)
 
     def __post_init__(self) -> None:
         self.check()
@@ -66,8 +67,8 @@ class TilingConfig:
 
     @classmethod
     def paper(cls) -> "TilingConfig":
-        """The published inference: 32³ tiles, stride 20 (margin 6), every tile run, full precision."""
-        return cls(tile_size=32, margin=6, skip_empty=False, precision="fp32")
+        """The published inference: 32³ tiles, stride 20 (margin 6), every tile run, full precision, NCDHW."""
+        return cls(tile_size=32, margin=6, skip_empty=False, precision="fp32", channels_last=False)
 
 
 @dataclass
@@ -120,28 +121,32 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for ``precision`` on ``device``.
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision "fp32", "bf16" or "fp16" that ``precision`` means on ``device``.
 
     "auto" is bf16 on CUDA (fp16 without bf16 support) and on CPUs with native
     bf16; fp32 elsewhere (MPS, older CPUs, where bf16 would be emulated and slow).
     """
-    if precision == "auto":
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and cpu_has_bf16():
-            precision = "bf16"
-        else:
-            return contextlib.nullcontext()
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast for ``precision`` (as resolve_precision resolves it) on ``device``."""
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
-def _prepare(generator: nn.Module, device: torch.device | str) -> torch.device:
-    """Move the generator to ``device`` (where it stays) in eval mode."""
+def _prepare(generator: nn.Module, device: torch.device | str,
+             memory_format: torch.memory_format | None = None) -> torch.device:
+    """Move the generator to ``device`` (where it stays) in eval mode, its weights in ``memory_format`` if given."""
     device = torch.device(device)
-    generator.to(device).eval()
+    generator.to(device, **({} if memory_format is None else {"memory_format": memory_format})).eval()
     return device
 
 
@@ -220,7 +225,10 @@ def predict_tiled(
     start = time.perf_counter()
     config.check()
     volume = _checked_volume(volume)
-    device = _prepare(generator, resolve_device(str(device)))
+    device = resolve_device(str(device))
+    fast_layout = config.channels_last and device.type == "cpu" and resolve_precision(config.precision, device) != "fp32"
+    memory_format = torch.channels_last_3d if fast_layout else torch.contiguous_format
+    device = _prepare(generator, device, memory_format)
     tile, margin, core = config.tile_size, config.margin, config.core
     counts = tuple(-(-n // core) for n in volume.shape)
     padded = np.zeros([c * core + 2 * margin for c in counts], dtype=np.float32)
@@ -248,7 +256,8 @@ def predict_tiled(
             chunk = to_run[first:first + config.batch_size]
             for i, (z, y, x) in enumerate(chunk):
                 batch[i, 0] = padded[z:z + tile, y:y + tile, x:x + tile]
-            predicted = generator(torch.from_numpy(batch[:len(chunk)]).to(device))
+            tiles = torch.from_numpy(batch[:len(chunk)]).to(device, memory_format=memory_format)
+            predicted = generator(tiles)
             kept_box = (slice(None), 0) + (slice(margin, margin + core),) * 3
             cores = predicted[kept_box].float().cpu().numpy()
             for (z, y, x), values in zip(chunk, cores):

@@ -9,6 +9,7 @@ from chimerax.struc2map.network import (
     ConvBlock,
     Discriminator,
     Generator,
+    InstanceNorm3d,
     rename_published_state_dict,
     valid_tile_size,
 )
@@ -56,6 +57,29 @@ def test_conv_block_residual_paths():
     block = ConvBlock(4, 8, 6)
     assert block.downsample is not None
     assert block(torch.randn(2, 4, 8, 8, 8)).shape == (2, 6, 8, 8, 8)
+
+
+def test_channels_last_instance_norm_keeps_a_bf16_layout_and_values():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 6, 8, 4) * 3 + 1
+    exact = torch.nn.InstanceNorm3d(5)(x.double())
+    fast = InstanceNorm3d(5)(x.bfloat16().contiguous(memory_format=torch.channels_last_3d))
+    assert fast.dtype == torch.bfloat16 and fast.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(fast.double(), exact, rtol=0, atol=0.03)  # bf16 keeps 8 bits: 2⁻⁸ of |x| ≤ 4
+    # fp32, channels-last or not, is PyTorch's own instance norm
+    x = x.contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(InstanceNorm3d(5)(x), torch.nn.InstanceNorm3d(5)(x), rtol=0, atol=0)
+
+
+def test_generator_gives_the_same_output_channels_last():
+    torch.manual_seed(0)
+    g = Generator(SMALL).eval()
+    x = torch.rand(2, 1, 16, 24, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = g(x).float()
+        g.to(memory_format=torch.channels_last_3d)
+        fast = g(x.contiguous(memory_format=torch.channels_last_3d)).float()
+    assert torch.corrcoef(torch.stack([plain.flatten(), fast.flatten()]))[0, 1] > 0.999
 
 
 def test_generator_init():
