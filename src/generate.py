@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InputError
 from .grid import MapData
-from .mask import mask_to_background
+from .mask import atom_mask, mask_to_background
 from .molmap import molmap, molmap_grid, normalize_minmax
 from .resolution import check_resolution, lowpass_to_resolution
 from .tiling import TilingConfig, predict_tiled
@@ -120,12 +120,13 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
     check_memory(simulated.array.shape)
     started = time.perf_counter()
     volume = normalize_minmax(simulated.array)
-    output, tiles = predict_tiled(weights.generator, volume, tiling or TilingConfig(), device=device,
-                                  progress=progress, should_stop=should_stop)
-    generated = simulated.with_array(output)
     mask_radius = weights.metadata.get("output", {}).get("mask_radius")
-    if coords is not None and mask_radius:
-        generated = mask_to_background(generated, coords, float(mask_radius))
+    mask = atom_mask(simulated, coords, float(mask_radius)) if coords is not None and mask_radius else None
+    output, tiles = predict_tiled(weights.generator, volume, tiling or TilingConfig(), device=device,
+                                  needed=mask, progress=progress, should_stop=should_stop)
+    generated = simulated.with_array(output)
+    if mask is not None:
+        generated = mask_to_background(generated, mask, tiles.predicted)
     native = native_resolution(weights)
     generated, effective = lowpass_to_resolution(generated, resolution, native)
     report = GenerateReport(grid_xyz=simulated.shape_xyz, voxel_size=float(spacing), resolution=resolution,

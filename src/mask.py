@@ -30,14 +30,17 @@ def atom_mask(grid: MapData, coords: np.ndarray, radius: float) -> np.ndarray:
     return mask
 
 
-def mask_to_background(mapdata: MapData, coords: np.ndarray, radius: float) -> MapData:
-    """The map minus its background level (median beyond ``radius`` of every atom), zero out there.
+def mask_to_background(mapdata: MapData, mask: np.ndarray, computed: np.ndarray | None = None) -> MapData:
+    """The map minus its background level, zero outside ``mask`` (e.g. an ``atom_mask``).
 
-    The background level removed is recorded in the header as ``background``.
+    The background level is the median outside the mask over the voxels the
+    generator ``computed`` (all when None; skipped tiles hold a filler value
+    that says nothing of the output's level around the model). It is recorded
+    in the header as ``background``.
     """
-    mask = atom_mask(mapdata, coords, radius)
     if mask.all():
         return mapdata
-    background = float(np.median(mapdata.array[~mask]))
+    outside = ~mask if computed is None or not (computed & ~mask).any() else computed & ~mask
+    background = float(np.median(mapdata.array[outside]))
     values = np.where(mask, mapdata.array - np.float32(background), np.float32(0.0))
     return mapdata.with_array(values.astype(np.float32), background=background)

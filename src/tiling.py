@@ -82,6 +82,7 @@ class TilingReport:
     device: str
     seconds: float
     peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated on CUDA, else None
+    predicted: np.ndarray | None = None  # boolean map of the voxels the generator computed; None: all of them
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -202,12 +203,29 @@ def _tile_maxima(padded: np.ndarray, counts: tuple[int, int, int], tile: int, co
     return maxima
 
 
+def _cores_needed(needed: np.ndarray, counts: tuple[int, int, int], core: int) -> np.ndarray:
+    """Whether each tile's core holds a ``needed`` voxel, shape ``counts``."""
+    needed = np.asarray(needed, dtype=bool)
+    whole = np.zeros([c * core for c in counts], dtype=bool)
+    whole[tuple(slice(0, n) for n in needed.shape)] = needed
+    return whole.reshape(counts[0], core, counts[1], core, counts[2], core).any(axis=(1, 3, 5))
+
+
+def _voxels_of_cores(flags: np.ndarray, core: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Boolean map of ``shape``: each voxel takes the flag of the tile whose core holds it."""
+    counts = flags.shape
+    expanded = np.broadcast_to(flags[:, None, :, None, :, None], (counts[0], core, counts[1], core, counts[2], core))
+    whole = expanded.reshape([c * core for c in counts])
+    return np.ascontiguousarray(whole[tuple(slice(0, n) for n in shape)])
+
+
 def predict_tiled(
     generator: nn.Module,
     volume: np.ndarray,
     config: TilingConfig = TilingConfig(),
     *,
     device: torch.device | str = "auto",
+    needed: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, TilingReport]:
@@ -217,7 +235,9 @@ def predict_tiled(
     every side and up to a whole number of cores; tile k along an axis covers
     padded voxels [k·core, k·core + tile_size) and gives output voxels
     [k·core, (k+1)·core). With ``skip_empty`` a tile whose input box is all
-    <= ``empty_threshold`` is not run and its core gets ``background_value``.
+    <= ``empty_threshold`` is not run and its core gets ``background_value``;
+    so is a tile whose core holds no voxel of ``needed`` (a boolean map of the
+    voxels whose values will be used, e.g. the mask applied afterwards).
     ``progress(done, total)`` counts the tiles actually run, after each batch;
     ``should_stop()`` is asked before each batch and raises ``Cancelled``.
     The generator is moved to the device (and stays there) in eval mode.
@@ -225,6 +245,8 @@ def predict_tiled(
     start = time.perf_counter()
     config.check()
     volume = _checked_volume(volume)
+    if needed is not None and np.shape(needed) != volume.shape:
+        raise InputError(f"The map of needed voxels has shape {np.shape(needed)}, the volume {volume.shape}.")
     device = resolve_device(str(device))
     fast_layout = config.channels_last and device.type == "cpu" and resolve_precision(config.precision, device) != "fp32"
     memory_format = torch.channels_last_3d if fast_layout else torch.contiguous_format
@@ -238,6 +260,8 @@ def predict_tiled(
     empty = np.zeros(len(corners), dtype=bool)
     if config.skip_empty:
         empty = (_tile_maxima(padded, counts, tile, core) <= config.empty_threshold).ravel()
+        if needed is not None:
+            empty |= ~_cores_needed(needed, counts, core).ravel()
     to_run = corners[~empty]
 
     output = np.empty(volume.shape, dtype=np.float32)
@@ -274,6 +298,7 @@ def predict_tiled(
         device=str(device),
         seconds=time.perf_counter() - start,
         peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        predicted=_voxels_of_cores(~empty.reshape(counts), core, volume.shape) if empty.any() else None,
     )
     return output, report
 

@@ -121,6 +121,24 @@ def test_each_voxel_comes_from_its_own_position(tile_size, margin, shape):
     assert report.tiles_run + report.tiles_skipped == report.tiles_total
 
 
+def test_tiles_whose_cores_hold_no_needed_voxel_are_skipped():
+    volume = np.random.default_rng(2).random((45, 30, 20), dtype=np.float32)  # no empty tile
+    needed = np.zeros(volume.shape, bool)
+    needed[18:23, 3, 19] = True  # z cores 0 and 1 (stride 20), y core 0, x core 0
+    config = TilingConfig(tile_size=32, margin=6, batch_size=3)
+    predicted, report = predict_tiled(Doubler(), volume, config, device="cpu", needed=needed)
+    assert (report.tiles_total, report.tiles_run, report.tiles_skipped) == (6, 2, 4)
+    computed = np.zeros(volume.shape, bool)
+    computed[:40, :20, :20] = True
+    np.testing.assert_array_equal(report.predicted, computed)
+    np.testing.assert_array_equal(predicted[computed], 2 * volume[computed] + 1)
+    assert np.all(predicted[~computed] == report.background)
+    _, every = predict_tiled(Doubler(), volume, config, device="cpu")
+    assert every.tiles_skipped == 0 and every.predicted is None
+    with pytest.raises(InputError, match="needed"):
+        predict_tiled(Doubler(), volume, config, device="cpu", needed=needed[:-1])
+
+
 def test_skipping_empty_tiles_changes_nothing_when_zeros_give_a_constant():
     # Blobs reach voxel 12 at most from (6, 6, 6) and stay within 28..40 around (34, 34, 6): with
     # 20³ cores and margin 6 only tiles (0, 0, 0) and (1, 1, 0) of the 2 x 2 x 2 see anything.
