@@ -6,6 +6,7 @@ times; the median is reported. Outputs are compared with the paper's scheme
 experimental map, scored against it (correlation about mean).
 
     python benchmarks/inference.py --weights weights/struc2map_generator.pt --out benchmarks/results
+    python benchmarks/inference.py --device cuda    # the same on a GPU
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ SCHEMES = {
     "paper": dict(tile_size=32, margin=6, skip_empty=False, precision="fp32", batch_size=8),
     "default": {},
     "default_fp32": dict(precision="fp32"),
+    "default_ncdhw": dict(channels_last=False),
     "t32m4": dict(margin=4),
     "t64m8": dict(tile_size=64, margin=8, batch_size=4),
     "whole": "whole",  # the whole map as one tile: no seams, the reference for tile-size effects
@@ -44,7 +46,7 @@ def tiling_for(scheme: str, shape_zyx: tuple[int, ...]):
     return TilingConfig(**SCHEMES[scheme])
 
 
-def run_one(model: str, scheme: str, weights: str, out: Path) -> dict:
+def run_one(model: str, scheme: str, weights: str, out: Path, device: str) -> dict:
     """Generate once in this process; save the raw (unfiltered) output; return timings."""
     import torch
 
@@ -58,13 +60,13 @@ def run_one(model: str, scheme: str, weights: str, out: Path) -> dict:
     shape = simulate_input(atoms.coords, atoms.atomic_numbers, w, native_resolution(w)).array.shape
     start = time.perf_counter()
     result, report = generate(atoms.coords, atoms.atomic_numbers, native_resolution(w), w,
-                              tiling=tiling_for(scheme, shape), device="cpu")
+                              tiling=tiling_for(scheme, shape), device=device)
     seconds = time.perf_counter() - start
     np.save(out / f"{model}_{scheme}.npy", result.array)
     return {"seconds": seconds, "tiles_run": report.tiles_run, "tiles_skipped": report.tiles_skipped,
             "grid": list(report.grid_xyz), "atoms": report.atoms,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "origin": result.origin.tolist()}
+            "origin": result.origin.tolist(), "device": report.device}
 
 
 def compare(model: str, schemes: list[str], weights: str, out: Path) -> dict:
@@ -100,20 +102,22 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--schemes", nargs="+", default=list(SCHEMES))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (as generate's --device)")
     p.add_argument("--one", nargs=2, metavar=("MODEL", "SCHEME"), help=argparse.SUPPRESS)
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.one:
-        print(json.dumps(run_one(*args.one, args.weights, out)))
+        print(json.dumps(run_one(*args.one, args.weights, out, args.device)))
         return
     table = {}
     for model in args.models:
         for scheme in args.schemes:
             runs = []
             for _ in range(args.repeats):
-                proc = subprocess.run([sys.executable, __file__, "--one", model, scheme, "--weights", args.weights,
-                                       "--out", str(out)], capture_output=True, text=True, check=True)
+                command = [sys.executable, __file__, "--one", model, scheme, "--weights", args.weights,
+                           "--out", str(out), "--device", args.device]
+                proc = subprocess.run(command, capture_output=True, text=True, check=True)
                 runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             row = {**runs[-1], "seconds": statistics.median(r["seconds"] for r in runs),
                    "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "runs": [r["seconds"] for r in runs]}

@@ -5,7 +5,9 @@ voxel depends on the tile around it: a map is cut into overlapping cubes, each
 cube is predicted on its own and only its central core (``margin`` voxels away
 from every face) is kept, with no averaging — the paper's scheme with 32³ tiles
 and 20³ cores (``TilingConfig.paper()``). Tiles whose input is all background
-can be skipped: the generator's answer to an empty tile is one constant.
+can be skipped (the generator's answer to an empty tile is one constant), and
+so can tiles whose core holds no voxel the caller will use (``needed``).
+On CPU in bf16 the tiles run channels-last (NDHWC), which oneDNN computes faster.
 """
 from __future__ import annotations
 
@@ -248,7 +250,8 @@ def predict_tiled(
     if needed is not None and np.shape(needed) != volume.shape:
         raise InputError(f"The map of needed voxels has shape {np.shape(needed)}, the volume {volume.shape}.")
     device = resolve_device(str(device))
-    fast_layout = config.channels_last and device.type == "cpu" and resolve_precision(config.precision, device) != "fp32"
+    reduced = resolve_precision(config.precision, device) != "fp32"
+    fast_layout = config.channels_last and device.type == "cpu" and reduced
     memory_format = torch.channels_last_3d if fast_layout else torch.contiguous_format
     device = _prepare(generator, device, memory_format)
     tile, margin, core = config.tile_size, config.margin, config.core

@@ -218,7 +218,8 @@ def test_bf16_on_cpu_stays_close_to_fp32(generator, volume, reference):
     difference = tiling_difference(reference, bf16)
     assert difference["correlation"] > 0.98
     assert difference["mean_abs"] < 0.1 * reference.std()
-    standard_layout, _ = predict_tiled(generator, volume, dataclasses.replace(config, channels_last=False), device="cpu")
+    ncdhw = dataclasses.replace(config, channels_last=False)
+    standard_layout, _ = predict_tiled(generator, volume, ncdhw, device="cpu")
     # channels-last (the default on CPU in bf16) changes only bf16 rounding
     assert tiling_difference(standard_layout, bf16)["correlation"] > 0.999
     assert difference["mean_abs"] < 1.5 * tiling_difference(reference, standard_layout)["mean_abs"]
