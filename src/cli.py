@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError, Struc2mapError, WeightsError
+from .errors import InputError, Struc2mapError
 
 
 def _progress_bar(label: str):
@@ -54,15 +54,6 @@ def _metric_line(name: str, m: dict) -> str:
             + (f", PCC {m['pcc']:.4f}, SSIM {m['ssim']:.4f}" if "pcc" in m else ""))
 
 
-def _load_weights(path: str | None):
-    from .weights_io import MISSING_WEIGHTS_HELP, default_weights_path, load_weights
-
-    path = path or default_weights_path()
-    if path is None:
-        raise WeightsError(MISSING_WEIGHTS_HELP)
-    return load_weights(path)
-
-
 def _tiling(args: argparse.Namespace):
     from .tiling import TilingConfig
 
@@ -83,6 +74,7 @@ def _generate(args: argparse.Namespace) -> int:
     from .mapio import read_map
     from .metrics import chimerax_correlation, compare_maps
     from .molmap import molmap
+    from .weights_io import load_weights_or_shipped
 
     if args.output_dir or is_batch(args.model):
         return _generate_batch(args)
@@ -91,7 +83,7 @@ def _generate(args: argparse.Namespace) -> int:
     model = args.model[0]
     out = _check_output(args.output, args.overwrite)
     experimental = read_map(args.compare) if args.compare else None
-    weights = _load_weights(args.weights)
+    weights = load_weights_or_shipped(args.weights)
     atoms, generated, report = generate_model(model, out, args.resolution, weights, tiling=_tiling(args),
                                               device=args.device, overwrite=args.overwrite,
                                               progress=_progress_bar("tiles"))
@@ -117,6 +109,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _generate_batch(args: argparse.Namespace) -> int:
     """Many models into --output-dir (see batch.py); exit status 1 when any model failed."""
     from .batch import failures_on_all_ranks, plan_batch, run_batch
+    from .weights_io import load_weights_or_shipped
 
     for value, flag, why in ((args.output, "--output", "names one map; use --output-dir DIR for many models"),
                              (args.compare, "--compare", "works with a single model"),
@@ -128,7 +121,7 @@ def _generate_batch(args: argparse.Namespace) -> int:
         raise InputError("Several models (or a folder, or an @list) need --output-dir DIR: one map is written "
                          "there per model.")
     plan = plan_batch(args.model, args.output_dir)
-    weights = _load_weights(args.weights)
+    weights = load_weights_or_shipped(args.weights)
     summary = run_batch(plan, args.resolution, weights, tiling=_tiling(args), device=args.device,
                         overwrite=args.overwrite)
     return 1 if failures_on_all_ranks(len(summary.failed), plan.world) else 0

@@ -141,7 +141,7 @@ def _settings(resolution, device, weights_path, tile_size, batch_size):
     """Checked resolution, tiling and loaded weights; the device is checked here so a bad one fails fast."""
     from .resolution import check_resolution
     from .tiling import TilingConfig, resolve_device
-    from .weights_io import MISSING_WEIGHTS_HELP, default_weights_path, load_weights
+    from .weights_io import load_weights_or_shipped
 
     resolution = check_resolution(resolution, warn=False)  # generate_from_input warns, once per map
     tiling = TilingConfig()
@@ -151,10 +151,7 @@ def _settings(resolution, device, weights_path, tile_size, batch_size):
         tiling.batch_size = batch_size
     tiling.check()
     resolve_device(device)
-    path = weights_path or default_weights_path()
-    if path is None:
-        raise UserError(MISSING_WEIGHTS_HELP + WEIGHTS_KEYWORD_HELP)
-    return resolution, tiling, load_weights(path)
+    return resolution, tiling, load_weights_or_shipped(weights_path, missing_hint=WEIGHTS_KEYWORD_HELP)
 
 
 def _heavy_atoms(structure):

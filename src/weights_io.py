@@ -203,3 +203,15 @@ def default_weights_path() -> Path | None:
         if pt_path.is_file() and json_path.is_file():
             return pt_path
     return None
+
+
+def load_weights_or_shipped(path: str | os.PathLike | None, *, missing_hint: str = "") -> Weights:
+    """The weights at ``path``, or the shipped ones when no path is given.
+
+    Raises WeightsError with MISSING_WEIGHTS_HELP (and ``missing_hint``, how
+    the caller's interface names a weights file) when none are installed.
+    """
+    path = path or default_weights_path()
+    if path is None:
+        raise WeightsError(MISSING_WEIGHTS_HELP + missing_hint)
+    return load_weights(path)
