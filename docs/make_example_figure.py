@@ -1,0 +1,41 @@
+"""Make docs/example_5me2_slices.png: slices of the README example's map next to the experimental map.
+
+Run the README's first command first (it writes 5me2_struc2map.mrc), then
+
+    python docs/make_example_figure.py 5me2_struc2map.mrc examples/emd_3488.mrc.gz
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from chimerax.struc2map.mapio import read_map  # noqa: E402
+from chimerax.struc2map.resample import resample_onto  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("generated")
+    p.add_argument("experimental")
+    p.add_argument("--slices", type=int, nargs="+", default=[37, 24], help="z indices of the generated map")
+    p.add_argument("--output", default=str(Path(__file__).resolve().parent / "example_5me2_slices.png"))
+    args = p.parse_args()
+    generated = read_map(args.generated)
+    experimental = resample_onto(read_map(args.experimental), generated)
+    fig, axes = plt.subplots(len(args.slices), 2, figsize=(8, 4 * len(args.slices)), squeeze=False)
+    for row, z in zip(axes, args.slices):
+        for ax, (title, mapdata) in zip(row, ((f"struc2map z={z}", generated), ("EMD-3488", experimental))):
+            ax.imshow(mapdata.array[z], cmap="gray", origin="upper")
+            ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=80)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
