@@ -43,7 +43,8 @@ def estimates(dataset: Path, entry: dict, weights) -> dict[str, float]:
     ideal = float(np.mean(output[mask] - target[mask]) + entry["background"])
     outside = computed & ~mask
     distance = ndimage.distance_transform_edt(~mask, sampling=grid.voxel_size[::-1])
-    levels = {"computed (generate)": np.median(output[outside]), "with filler of skipped tiles": np.median(output[~mask])}
+    levels = {"computed (generate)": np.median(output[outside]),
+              "with filler of skipped tiles": np.median(output[~mask])}
     for k in (2, 4, 6):
         levels[f"shell 0–{k} Å"] = np.median(output[outside & (distance <= k)])
     return {"ideal": ideal, **{name: float(level) - ideal for name, level in levels.items()}}

@@ -40,7 +40,9 @@ def mask_to_background(mapdata: MapData, mask: np.ndarray, computed: np.ndarray 
     """
     if mask.all():
         return mapdata
-    outside = ~mask if computed is None or not (computed & ~mask).any() else computed & ~mask
+    outside = ~mask
+    if computed is not None and (computed & outside).any():
+        outside &= computed
     background = float(np.median(mapdata.array[outside]))
     values = np.where(mask, mapdata.array - np.float32(background), np.float32(0.0))
     return mapdata.with_array(values.astype(np.float32), background=background)

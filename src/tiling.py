@@ -149,7 +149,9 @@ def _prepare(generator: nn.Module, device: torch.device | str,
              memory_format: torch.memory_format | None = None) -> torch.device:
     """Move the generator to ``device`` (where it stays) in eval mode, its weights in ``memory_format`` if given."""
     device = torch.device(device)
-    generator.to(device, **({} if memory_format is None else {"memory_format": memory_format})).eval()
+    generator.to(device).eval()
+    if memory_format is not None:
+        generator.to(memory_format=memory_format)
     return device
 
 
