@@ -39,7 +39,7 @@ class TilingConfig:
     skip_empty: bool = True
     empty_threshold: float = 0.0
     precision: str = "auto"
-    channels_last: bool = True  # CPU in bf16/fp16 only: NDHWC tensors, ~1.8× faster there (network.InstanceNorm3d)
+    channels_last: bool = True  # CPU in bf16/fp16 only: NDHWC tensors, 1.5–1.6× faster (benchmarks/README.md)
 
     def __post_init__(self) -> None:
         self.check()
