@@ -66,7 +66,7 @@ class ConvBlock(nn.Module):
     a 3³ convolution with instance norm (``downsample``) otherwise.
     """
 
-    def __init__(self, in_channels: int, mid_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, condition_dim: int = 0):
         super().__init__()
         self.conv1 = nn.Conv3d(in_channels, mid_channels, 3, padding=1)
         self.norm1 = InstanceNorm3d(mid_channels, affine=False)
@@ -80,11 +80,19 @@ class ConvBlock(nn.Module):
                 nn.Conv3d(in_channels, out_channels, 3, padding=1),
                 InstanceNorm3d(out_channels, affine=False),
             )
+        self.film = None
+        if condition_dim > 0:  # starts as the identity: scale 1, shift 0
+            self.film = nn.Linear(condition_dim, 2 * out_channels)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         out = self.prelu1(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
+        if self.film is not None:
+            scale, shift = self.film(condition).to(out.dtype).view(*condition.shape[:1], -1, 1, 1, 1).chunk(2, dim=1)
+            out = out * (1 + scale) + shift
         return self.prelu2(out + residual)
 
 
@@ -93,19 +101,29 @@ def _node_name(i: int, j: int) -> str:
 
 
 class Generator(nn.Module):
-    """U-Net++ mapping a simulated map tile (N, 1, D, H, W) to an experimental-like one.
+    """U-Net++ mapping simulated map tiles (N, C, D, H, W) to experimental-like ones (N, 1, D, H, W).
 
     Node conv{i}_{j} works at depth i (i poolings); conv{i}_0 is the encoder and
     a nested node conv{i}_{j} (j > 0) reads the concatenation of conv{i}_0 ...
     conv{i}_{j-1} and the upsampled conv{i+1}_{j-1}.  The output is linear.
+    With ``condition_dim`` > 0 every block is FiLM-modulated by a condition
+    vector (N, condition_dim), e.g. the target resolution: instance norm would
+    erase a constant input channel, a per-channel scale and shift after it
+    cannot be erased.
     """
 
-    def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, in_channels: int = 1, out_channels: int = 1):
+    def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, in_channels: int = 1, out_channels: int = 1,
+                 condition_dim: int = 0):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) != LEVELS or min(widths) < 1:
             raise ValueError(f"Generator needs {LEVELS} positive widths, got {widths}.")
+        if in_channels < 1 or condition_dim < 0:
+            raise ValueError(f"Generator needs at least one input channel and a condition size >= 0, "
+                             f"got {in_channels} and {condition_dim}.")
         self.widths = widths
+        self.in_channels = int(in_channels)
+        self.condition_dim = int(condition_dim)
         self.pool = nn.MaxPool3d(2)
         self.up = nn.Upsample(scale_factor=2, mode="trilinear", align_corners=True)
         # Registered diagonal by diagonal, the order of the published checkpoint.
@@ -116,19 +134,22 @@ class Generator(nn.Module):
                     n_in = in_channels if i == 0 else widths[i - 1]
                 else:
                     n_in = j * widths[i] + widths[i + 1]
-                self.add_module(_node_name(i, j), ConvBlock(n_in, widths[i], widths[i]))
+                self.add_module(_node_name(i, j), ConvBlock(n_in, widths[i], widths[i], condition_dim))
         self.final = nn.Conv3d(widths[0], out_channels, 1)
         self._init_weights()
 
     def _init_weights(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Conv3d):
+            if isinstance(m, nn.Conv3d):  # FiLM layers keep their identity start
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"Generator input must have shape (N, C, D, H, W), got {tuple(x.shape)}.")
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Generator input must have shape (N, {self.in_channels}, D, H, W), got {tuple(x.shape)}.")
+        if self.condition_dim and (condition is None or tuple(condition.shape) != (x.shape[0], self.condition_dim)):
+            raise ValueError(f"This generator needs a condition of shape (N, {self.condition_dim}), got "
+                             f"{None if condition is None else tuple(condition.shape)}.")
         if not all(valid_tile_size(n) for n in x.shape[2:]):
             raise ValueError(
                 f"Generator input sizes must be multiples of {TILE_MULTIPLE} voxels and at least {MIN_TILE}, "
@@ -137,11 +158,11 @@ class Generator(nn.Module):
         nodes: dict[tuple[int, int], torch.Tensor] = {}
         for i in range(LEVELS):
             below = x if i == 0 else self.pool(nodes[i - 1, 0])
-            nodes[i, 0] = self.get_submodule(_node_name(i, 0))(below)
+            nodes[i, 0] = self.get_submodule(_node_name(i, 0))(below, condition)
         for j in range(1, LEVELS):
             for i in range(LEVELS - j):
                 inputs = [nodes[i, k] for k in range(j)] + [self.up(nodes[i + 1, j - 1])]
-                nodes[i, j] = self.get_submodule(_node_name(i, j))(torch.cat(inputs, dim=1))
+                nodes[i, j] = self.get_submodule(_node_name(i, j))(torch.cat(inputs, dim=1), condition)
         return self.final(nodes[0, LEVELS - 1])
 
 
@@ -193,3 +214,19 @@ def rename_published_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
             "The checkpoint's state dict has no 'generator.' parameters, so it is not a struc2mapGAN checkpoint."
         )
     return renamed
+
+
+class Conditioned(nn.Module):
+    """A conditioned generator with its condition fixed (e.g. one target resolution), called as ``module(x)``.
+
+    Lets code that runs any generator on tiles (tiling.py) run a conditioned one unchanged.
+    """
+
+    def __init__(self, generator: Generator, condition: torch.Tensor):
+        super().__init__()
+        self.generator = generator
+        self.in_channels = generator.in_channels
+        self.register_buffer("condition", condition.reshape(1, -1).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator(x, self.condition.expand(x.shape[0], -1))
