@@ -15,19 +15,40 @@ from scipy.spatial import cKDTree
 from .grid import MapData
 
 
-def atom_mask(grid: MapData, coords: np.ndarray, radius: float) -> np.ndarray:
-    """Boolean [z, y, x]: voxels whose centre lies within ``radius`` Å of an atom."""
+def atom_distance(grid: MapData, coords: np.ndarray, limit: float) -> np.ndarray:
+    """Float32 [z, y, x]: distance (Å) from each voxel centre to the nearest atom; inf beyond ``limit``."""
     shape = grid.array.shape
-    mask = np.zeros(shape, bool)
+    distance = np.full(shape, np.inf, np.float32)
     if len(coords) == 0:
-        return mask
+        return distance
     tree = cKDTree(coords)
     for k in range(shape[0]):  # one plane at a time keeps memory at one plane of points
         j, i = np.indices(shape[1:]).reshape(2, -1)
         xyz = grid.ijk_to_xyz(np.stack([i, j, np.full_like(i, k)], axis=1))
-        dist, _ = tree.query(xyz, k=1, distance_upper_bound=np.nextafter(radius, np.inf), workers=-1)  # radius included
-        mask[k] = np.isfinite(dist).reshape(shape[1:])
-    return mask
+        dist, _ = tree.query(xyz, k=1, distance_upper_bound=np.nextafter(limit, np.inf), workers=-1)  # limit included
+        distance[k] = dist.reshape(shape[1:])
+    return distance
+
+
+def atom_mask(grid: MapData, coords: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean [z, y, x]: voxels whose centre lies within ``radius`` Å of an atom."""
+    return np.isfinite(atom_distance(grid, coords, radius))
+
+
+def envelope_radii(resolution: float) -> tuple[float, float]:
+    """(inner, outer) Å of the soft envelope at a resolution: 2 + R/2 Å flat, then a 3 Å cosine edge.
+
+    Density reaches further from the atoms at coarser resolution, so the
+    envelope grows with it (3.6–6.6 Å at 3.2 Å, 6–9 Å at 8 Å).
+    """
+    inner = 2.0 + 0.5 * float(resolution)
+    return inner, inner + 3.0
+
+
+def soft_envelope(distance: np.ndarray, inner: float, outer: float) -> np.ndarray:
+    """Weights from distances to the nearest atom: 1 up to ``inner`` Å, a cosine fall to 0 at ``outer``."""
+    t = np.clip((np.asarray(distance, np.float32) - inner) / (outer - inner), 0.0, 1.0)
+    return (0.5 * (1.0 + np.cos(np.pi * t))).astype(np.float32)
 
 
 def mask_to_background(mapdata: MapData, mask: np.ndarray, computed: np.ndarray | None = None) -> MapData:
