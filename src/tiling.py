@@ -179,9 +179,10 @@ def background_value(
     device = _prepare(generator, device)
     norms = [m for m in generator.modules() if isinstance(m, _INSTANCE_NORMS)]
     hooks = [m.register_forward_hook(_exact_norm_of_constant) for m in norms]
+    channels = getattr(generator, "in_channels", 1)
     try:
         with torch.inference_mode(), _autocast(precision, device):
-            output = generator(torch.zeros((1, 1) + (tile_size,) * 3, device=device))
+            output = generator(torch.zeros((1, channels) + (tile_size,) * 3, device=device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -189,8 +190,11 @@ def background_value(
 
 
 def _checked_volume(volume: np.ndarray) -> np.ndarray:
+    """The volume as float32 (C, Z, Y, X); a 3D map is one channel."""
     volume = np.asarray(volume, dtype=np.float32)
-    if volume.ndim != 3 or volume.size == 0:
+    if volume.ndim == 3:
+        volume = volume[None]
+    if volume.ndim != 4 or volume.size == 0:
         raise InputError(f"Tiled prediction needs a non-empty 3D map, got an array of shape {volume.shape}.")
     if not np.isfinite(volume).all():
         raise InputError("The generator's input map contains NaN or infinite values.")
@@ -235,6 +239,9 @@ def predict_tiled(
 ) -> tuple[np.ndarray, TilingReport]:
     """The generator's prediction for a whole zyx ``volume`` (float32, same shape and placement).
 
+    ``volume`` is one map (Z, Y, X) or the generator's input channels
+    (C, Z, Y, X); the first channel decides which tiles are empty.
+
     The volume is padded with zeros (the input's background) by ``margin`` on
     every side and up to a whole number of cores; tile k along an axis covers
     padded voxels [k·core, k·core + tile_size) and gives output voxels
@@ -248,7 +255,8 @@ def predict_tiled(
     """
     start = time.perf_counter()
     config.check()
-    volume = _checked_volume(volume)
+    channels = _checked_volume(volume)
+    volume = channels[0]
     if needed is not None and np.shape(needed) != volume.shape:
         raise InputError(f"The map of needed voxels has shape {np.shape(needed)}, the volume {volume.shape}.")
     device = resolve_device(str(device))
@@ -258,13 +266,13 @@ def predict_tiled(
     device = _prepare(generator, device, memory_format)
     tile, margin, core = config.tile_size, config.margin, config.core
     counts = tuple(-(-n // core) for n in volume.shape)
-    padded = np.zeros([c * core + 2 * margin for c in counts], dtype=np.float32)
-    padded[tuple(slice(margin, margin + n) for n in volume.shape)] = volume
+    padded = np.zeros([len(channels)] + [c * core + 2 * margin for c in counts], dtype=np.float32)
+    padded[(slice(None),) + tuple(slice(margin, margin + n) for n in volume.shape)] = channels
 
     corners = np.indices(counts).reshape(3, -1).T * core
     empty = np.zeros(len(corners), dtype=bool)
     if config.skip_empty:
-        empty = (_tile_maxima(padded, counts, tile, core) <= config.empty_threshold).ravel()
+        empty = (_tile_maxima(padded[0], counts, tile, core) <= config.empty_threshold).ravel()
         if needed is not None:
             empty |= ~_cores_needed(needed, counts, core).ravel()
     to_run = corners[~empty]
@@ -277,14 +285,14 @@ def predict_tiled(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    batch = np.empty((config.batch_size, 1, tile, tile, tile), dtype=np.float32)
+    batch = np.empty((config.batch_size, len(channels), tile, tile, tile), dtype=np.float32)
     with torch.inference_mode(), _autocast(config.precision, device):
         for first in range(0, len(to_run), config.batch_size):
             if should_stop is not None and should_stop():
                 raise Cancelled("Map generation was cancelled.")
             chunk = to_run[first:first + config.batch_size]
             for i, (z, y, x) in enumerate(chunk):
-                batch[i, 0] = padded[z:z + tile, y:y + tile, x:x + tile]
+                batch[i] = padded[:, z:z + tile, y:y + tile, x:x + tile]
             tiles = torch.from_numpy(batch[:len(chunk)]).to(device, memory_format=memory_format)
             predicted = generator(tiles)
             kept_box = (slice(None), 0) + (slice(margin, margin + core),) * 3
