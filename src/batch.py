@@ -35,19 +35,24 @@ LOG_NAME = "struc2map_batch.rank{rank}.jsonl"
 MEETING_TIMEOUT = timedelta(days=7)  # how long a finished torchrun process waits for the slowest one
 
 
-def map_label(resolution: float, weights: Weights) -> str:
-    """The MRC label that says what made a map."""
-    return f"struc2map {__version__} res {resolution:g} weights sha256:{weights.short_id}"
+def map_labels(generated: MapData, weights: Weights) -> list[str]:
+    """The MRC labels that say what made a map, at what resolution, and what its values mean."""
+    labels = [f"struc2map {__version__} res {generated.header['resolution']:g} weights sha256:{weights.short_id}"]
+    if generated.header.get("values"):
+        labels.append(generated.header["values"])
+    return labels
 
 
 def generate_model(model: str | Path, output: str | Path, resolution: float, weights: Weights, *,
                    tiling: TilingConfig | None = None, device: str = "auto", overwrite: bool = False,
+                   use_bfactors: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> tuple[Atoms, MapData, GenerateReport]:
     """Read one model, generate its map and write it: the steps every model goes through."""
     atoms = read_structure(model)
     generated, report = generate(atoms.coords, atoms.atomic_numbers, resolution, weights, tiling=tiling,
-                                 device=device, progress=progress)
-    write_map(output, generated, label=map_label(resolution, weights), overwrite=overwrite)
+                                 device=device, progress=progress, b_factors=atoms.b_factors,
+                                 use_bfactors=use_bfactors)
+    write_map(output, generated, label=map_labels(generated, weights), overwrite=overwrite)
     return atoms, generated, report
 
 
@@ -200,7 +205,7 @@ def _append(log: Path, record: dict) -> None:
 
 
 def _run_one(model: Path, output: Path, resolution: float, weights: Weights, tiling: TilingConfig | None,
-             device: str, overwrite: bool) -> dict:
+             device: str, overwrite: bool, use_bfactors: bool) -> dict:
     """One model's log record; a failure becomes part of the record instead of stopping the batch."""
     if output.exists() and not overwrite:
         return {"status": "skipped", "error": None}
@@ -208,7 +213,7 @@ def _run_one(model: Path, output: Path, resolution: float, weights: Weights, til
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             _, _, report = generate_model(model, output, resolution, weights, tiling=tiling,
-                                              device=device, overwrite=overwrite)
+                                          device=device, overwrite=overwrite, use_bfactors=use_bfactors)
     except Struc2mapError as e:
         return {"status": "failed", "error": str(e)}
     except Exception as e:  # anything else about one model must not end the batch either
@@ -218,7 +223,8 @@ def _run_one(model: Path, output: Path, resolution: float, weights: Weights, til
 
 
 def run_batch(plan: BatchPlan, resolution: float, weights: Weights, *, tiling: TilingConfig | None = None,
-              device: str = "auto", overwrite: bool = False, echo: Callable[[str], None] = print) -> BatchSummary:
+              device: str = "auto", overwrite: bool = False, use_bfactors: bool = True,
+              echo: Callable[[str], None] = print) -> BatchSummary:
     """Generate this process's share of the plan, one log record per model; returns the counts."""
     device = str(process_device(device))
     share = plan.share
@@ -228,7 +234,7 @@ def run_batch(plan: BatchPlan, resolution: float, weights: Weights, *, tiling: T
     for i, (model, output) in enumerate(share, 1):
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
         t0 = time.perf_counter()
-        record = _run_one(model, output, resolution, weights, tiling, device, overwrite)
+        record = _run_one(model, output, resolution, weights, tiling, device, overwrite, use_bfactors)
         record = {"model": str(model.absolute()), "output": str(output.absolute()), **record,
                   "seconds": time.perf_counter() - t0, "rank": plan.rank, "started": when}
         _append(plan.log_path, record)

@@ -86,6 +86,7 @@ def _generate(args: argparse.Namespace) -> int:
     weights = load_weights_or_shipped(args.weights)
     atoms, generated, report = generate_model(model, out, args.resolution, weights, tiling=_tiling(args),
                                               device=args.device, overwrite=args.overwrite,
+                                              use_bfactors=not args.ignore_bfactors,
                                               progress=_progress_bar("tiles"))
     reference = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, on_grid=generated)
     metrics = {"molmap": chimerax_correlation(reference, generated)}
@@ -123,7 +124,7 @@ def _generate_batch(args: argparse.Namespace) -> int:
     plan = plan_batch(args.model, args.output_dir)
     weights = load_weights_or_shipped(args.weights)
     summary = run_batch(plan, args.resolution, weights, tiling=_tiling(args), device=args.device,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, use_bfactors=not args.ignore_bfactors)
     return 1 if failures_on_all_ranks(len(summary.failed), plan.world) else 0
 
 
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): bf16 on GPUs and on CPUs with native bf16, else fp32")
     g.add_argument("--paper-tiling", action="store_true", help="the paper's 32³ tiles keeping 20³ cores, all "
                    "tiles, fp32 (for comparison)")
+    g.add_argument("--ignore-bfactors", action="store_true", help="leave the model's B-factors out (default: used "
+                   "when the weights read them and they vary: not for flat or zero B-factors, e.g. predicted models)")
     g.add_argument("--overwrite", action="store_true", help="replace OUTPUT (or a batch's maps) if it exists")
     g.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     g.set_defaults(func=_generate)

@@ -197,8 +197,10 @@ def _one_map(session, structure, resolution, weights, tiling, device, compare, o
     nx, ny, nz = simulated.shape_xyz
     session.logger.status(f"struc2map {structure.name}: running the generator on {nx}×{ny}×{nz} voxels")
     # The molmap grid is in the structure's own coordinates (atoms.coords), where the engine masks.
-    generated, report = generate_from_input(simulated, resolution, weights, coords=atoms.coords, tiling=tiling,
-                                            device=device, progress=progress, should_stop=_stop.is_set)
+    generated, report = generate_from_input(simulated, resolution, weights, coords=atoms.coords,
+                                            atomic_numbers=atoms.element_numbers, b_factors=atoms.bfactors,
+                                            tiling=tiling, device=device, progress=progress,
+                                            should_stop=_stop.is_set)
     volume = _volume(session, generated, structure, on_grid, grid_spacing, model_id,
                      name or f"{structure.name} struc2map {resolution:g}")
     reference = _reference_molmap(session, atoms, resolution, volume)

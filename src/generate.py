@@ -1,10 +1,12 @@
 """From atoms (or a molmap already made, e.g. by ChimeraX) to a generated map: the engine's main job.
 
 Steps: molmap at the generator's input resolution (2 Å) on a 1 Å grid around
-the model, min-max normalised as in training; the generator run tile by
-tile; the output low-pass filtered to the requested resolution when that is
-coarser than the generator's native one. The result lies on the same grid as
-the input, so it is positioned like the model.
+the model, min-max normalised as in training (with the B-factor channel of
+inputs.py for weights that read it); the generator run tile by tile, asked
+for the requested resolution when it takes one as input (else at its one
+native resolution, then low-pass filtered); the output's envelope applied.
+The result lies on the same grid as the input, so it is positioned like the
+model.
 """
 from __future__ import annotations
 
@@ -15,12 +17,16 @@ from typing import Callable
 
 import numpy as np
 
+import torch
+
 from .errors import InputError
 from .grid import MapData
-from .mask import atom_mask, mask_to_background
+from .inputs import bfactors_informative, input_channels, resolution_condition
+from .mask import atom_distance, atom_mask, envelope_radii, mask_to_background, soft_envelope
 from .molmap import molmap, molmap_grid, normalize_minmax
+from .network import Conditioned
 from .resolution import check_resolution, lowpass_to_resolution
-from .tiling import TilingConfig, predict_tiled
+from .tiling import TilingConfig, TilingReport, predict_tiled
 from .weights_io import Weights
 
 BYTES_PER_VOXEL = 4 * 5  # input, padded input, output, padded output, filter scratch (float32)
@@ -49,13 +55,7 @@ class GenerateReport:
 
 def input_settings(weights: Weights) -> tuple[float, float]:
     """(input resolution, grid spacing) the weights were trained with."""
-    spec = weights.metadata.get("input", {})
-    return float(spec.get("resolution", 2.0)), float(spec.get("grid_spacing", 1.0))
-
-
-def native_resolution(weights: Weights) -> float:
-    """Resolution of the generator's output, from its metadata (its training maps' median)."""
-    return float(weights.metadata.get("output", {}).get("resolution") or input_settings(weights)[0])
+    return weights.spec.input_resolution, weights.spec.grid_spacing
 
 
 def available_memory() -> int | None:
@@ -101,56 +101,117 @@ def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weig
 
 
 def generate_from_input(simulated: MapData, resolution: float, weights: Weights, *,
-                        coords: np.ndarray | None = None,
+                        coords: np.ndarray | None = None, atomic_numbers: np.ndarray | None = None,
+                        b_factors: np.ndarray | None = None, use_bfactors: bool = True,
                         tiling: TilingConfig | None = None, device: str = "auto",
                         progress: Callable[[int, int], None] | None = None,
                         should_stop: Callable[[], bool] | None = None) -> tuple[MapData, GenerateReport]:
     """Run the generator on a simulated map (molmap at the input resolution, any scale).
 
     ``simulated`` must be on the grid spacing the weights expect (1 Å); it
-    is min-max normalised here, as in training. With the atoms' ``coords``
-    (Å, in the input's frame) and weights trained on masked targets, the
-    output is masked the same way (see mask.py).
+    is min-max normalised here, as in training. The atoms' ``coords`` (Å, in
+    the input's frame) give the output its envelope: the soft envelope of
+    conditioned weights, or the hard mask of version-1 weights. Conditioned
+    weights with a B-factor channel also read ``atomic_numbers`` and
+    ``b_factors``; the channel is left empty when the B-factors carry no
+    information or ``use_bfactors`` is False (the report says which).
     """
     resolution = check_resolution(resolution)
-    _, spacing = input_settings(weights)
-    if not np.allclose(simulated.voxel_size, spacing, rtol=1e-3):
-        raise InputError(f"The generator expects a {spacing:g} Å grid; the input map has voxel size "
+    spec = weights.spec
+    if not np.allclose(simulated.voxel_size, spec.grid_spacing, rtol=1e-3):
+        raise InputError(f"The generator expects a {spec.grid_spacing:g} Å grid; the input map has voxel size "
                          f"{', '.join(f'{v:g}' for v in simulated.voxel_size)} Å.")
     check_memory(simulated.array.shape)
     started = time.perf_counter()
+    run = _run_conditioned if spec.condition == "resolution" else _run_native
+    generated, tiles, effective, notes = run(simulated, resolution, weights, coords=coords,
+                                             atomic_numbers=atomic_numbers, b_factors=b_factors,
+                                             use_bfactors=use_bfactors, tiling=tiling or TilingConfig(),
+                                             device=device, progress=progress, should_stop=should_stop)
+    report = GenerateReport(grid_xyz=simulated.shape_xyz, voxel_size=float(spec.grid_spacing), resolution=resolution,
+                            effective_resolution=effective, tiles_total=tiles.tiles_total,
+                            tiles_run=tiles.tiles_run, tiles_skipped=tiles.tiles_skipped, device=tiles.device,
+                            weights=weights.short_id, notes=notes)
+    generated.header.update(resolution=effective, requested_resolution=resolution, weights_sha256=weights.sha256)
+    report.seconds = time.perf_counter() - started
+    return generated, report
+
+
+def _run_native(simulated: MapData, resolution: float, weights: Weights, *, coords, tiling, device, progress,
+                should_stop, **_unused) -> tuple[MapData, TilingReport, float, list[str]]:
+    """Version-1 weights: the generator at its one native resolution, hard-masked, then low-passed."""
     volume = normalize_minmax(simulated.array)
-    mask_radius = weights.metadata.get("output", {}).get("mask_radius")
-    mask = atom_mask(simulated, coords, float(mask_radius)) if coords is not None and mask_radius else None
-    output, tiles = predict_tiled(weights.generator, volume, tiling or TilingConfig(), device=device,
+    mask_radius = weights.spec.mask_radius
+    mask = atom_mask(simulated, coords, mask_radius) if coords is not None and mask_radius else None
+    output, tiles = predict_tiled(weights.generator, volume, tiling, device=device,
                                   needed=mask, progress=progress, should_stop=should_stop)
     generated = simulated.with_array(output)
     if mask is not None:
         generated = mask_to_background(generated, mask, tiles.predicted)
-    native = native_resolution(weights)
+        generated.header["values"] = f"density minus its solvent level, 0 beyond {mask_radius:g} A from atoms"
+    native = weights.spec.native_resolution
     generated, effective = lowpass_to_resolution(generated, resolution, native)
-    report = GenerateReport(grid_xyz=simulated.shape_xyz, voxel_size=float(spacing), resolution=resolution,
-                            effective_resolution=effective, tiles_total=tiles.tiles_total,
-                            tiles_run=tiles.tiles_run, tiles_skipped=tiles.tiles_skipped, device=tiles.device,
-                            weights=weights.short_id)
+    notes = []
     if resolution < native:
-        report.notes.append(f"{resolution:g} Å is finer than the generator's native {native:g} Å: "
-                            f"the map is left at {native:g} Å.")
-    generated.header.update(resolution=effective, requested_resolution=resolution, weights_sha256=weights.sha256)
-    report.seconds = time.perf_counter() - started
-    return generated, report
+        notes.append(f"{resolution:g} Å is finer than the generator's native {native:g} Å: "
+                     f"the map is left at {native:g} Å.")
+    return generated, tiles, effective, notes
+
+
+def _run_conditioned(simulated: MapData, resolution: float, weights: Weights, *, coords, atomic_numbers,
+                     b_factors, use_bfactors, tiling, device, progress,
+                     should_stop) -> tuple[MapData, TilingReport, float, list[str]]:
+    """Resolution-conditioned weights: the generator asked for the resolution itself (clamped to the range it
+    was trained on; a coarser one is reached by low-pass from the top of the range), then the soft envelope."""
+    spec = weights.spec
+    lowest, highest = spec.resolution_range
+    asked = min(max(resolution, lowest), highest)
+    notes = []
+    if resolution < lowest:
+        notes.append(f"{resolution:g} Å is finer than the generator was trained for: the map is made at "
+                     f"{lowest:g} Å.")
+    bfactors_used = None
+    if spec.in_channels > 1:
+        informative, why_not = (False, "switched off") if not use_bfactors else (
+            (False, "the model has none") if b_factors is None or coords is None or atomic_numbers is None
+            else bfactors_informative(b_factors))
+        if informative:
+            bfactors_used = b_factors
+        else:
+            notes.append(f"B-factors not used: {why_not}.")
+    channels = input_channels(simulated.array, coords, atomic_numbers, bfactors_used, simulated,
+                              spec.input_resolution, spec.in_channels)
+    weight = None
+    if coords is not None and spec.envelope == "soft":
+        inner, outer = envelope_radii(asked)
+        weight = soft_envelope(atom_distance(simulated, coords, outer), inner, outer)
+    module = Conditioned(weights.generator, torch.from_numpy(resolution_condition(asked)))
+    output, tiles = predict_tiled(module, channels, tiling, device=device, needed=None if weight is None else weight > 0,
+                                  progress=progress, should_stop=should_stop)
+    generated = simulated.with_array(output)
+    if weight is not None:
+        output *= weight
+        generated.header["values"] = (f"density, solvent 0, 1 = 99th pct near atoms; soft envelope "
+                                      f"{inner:g}-{outer:g} A from atoms")
+    generated, effective = lowpass_to_resolution(generated, resolution, asked)
+    if effective > highest:
+        notes.append(f"{resolution:g} Å is coarser than the generator was trained for: the map made at "
+                     f"{highest:g} Å is low-pass filtered to {resolution:g} Å.")
+    return generated, tiles, effective, notes
 
 
 def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, weights: Weights,
              **kwargs) -> tuple[MapData, GenerateReport]:
     """Generate a map for atoms (coordinates in Å, atomic numbers as molmap weights).
 
-    Keyword arguments are those of :func:`generate_from_input`.
+    Keyword arguments are those of :func:`generate_from_input` (``b_factors``
+    for weights with a B-factor channel).
     """
     resolution = check_resolution(resolution, warn=False)  # generate_from_input warns
     started = time.perf_counter()
     simulated = simulate_input(coords, atomic_numbers, weights, resolution)
-    generated, report = generate_from_input(simulated, resolution, weights, coords=coords, **kwargs)
+    generated, report = generate_from_input(simulated, resolution, weights, coords=coords,
+                                            atomic_numbers=atomic_numbers, **kwargs)
     report.atoms = len(coords)
     report.seconds = time.perf_counter() - started
     return generated, report

@@ -67,8 +67,9 @@ def read_map(path) -> MapData:
                                          "rms": float(h.rms), "source": path.name})
 
 
-def write_map(path, mapdata: MapData, *, label: str | None = None, overwrite: bool = False) -> None:
-    """Write a map as MRC mode 2 (float32), atomically; ``.gz`` names are gzipped."""
+def write_map(path, mapdata: MapData, *, label: str | list[str] | None = None, overwrite: bool = False) -> None:
+    """Write a map as MRC mode 2 (float32), atomically; ``.gz`` names are gzipped. ``label``: up to 10
+    lines of 80 characters for the header."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"Cannot write the map to {path}: it is a folder.")
@@ -91,9 +92,10 @@ def write_map(path, mapdata: MapData, *, label: str | None = None, overwrite: bo
             h = mrc.header
             h.origin = tuple(origin)
             h.nxstart, h.nystart, h.nzstart = (int(s) for s in start)
-            if label:
-                h.label[0] = label.encode("ascii", "replace")[:80]
-                h.nlabl = 1
+            labels = [label] if isinstance(label, str) else list(label or [])
+            for k, text in enumerate(labels[:10]):
+                h.label[k] = text.encode("ascii", "replace")[:80]
+            h.nlabl = min(len(labels), 10)
     except OSError as e:
         raise InputError(f"Could not write the map {path}: {e.strerror or e}.") from e
 

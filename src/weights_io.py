@@ -20,6 +20,7 @@ import torch
 from . import __version__
 from .errors import WeightsError
 from .files import atomic_path
+from .inputs import CONDITION_DIM
 from .network import Generator
 
 FORMAT = "struc2map-weights"
@@ -41,14 +42,90 @@ MISSING_WEIGHTS_HELP = (
 )
 
 
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What a generator reads and writes, parsed and checked from its metadata (one place for it).
+
+    Version-1 weights (the first shipped generator) read molmap only, have one
+    native resolution and a hard mask (``mask_radius``); conditioned weights
+    read ``in_channels`` channels (see inputs.py), take the target resolution
+    as input over ``resolution_range`` and fade into solvent with a soft
+    ``envelope``.
+    """
+
+    in_channels: int = 1
+    condition: str | None = None  # "resolution": the target resolution is an input
+    input_resolution: float = 2.0
+    grid_spacing: float = 1.0
+    native_resolution: float = 2.0
+    resolution_range: tuple[float, float] | None = None
+    mask_radius: float | None = None
+    envelope: str | None = None  # "soft": mask.envelope_radii / soft_envelope
+
+    @property
+    def condition_dim(self) -> int:
+        return CONDITION_DIM if self.condition == "resolution" else 0
+
+    @classmethod
+    def from_metadata(cls, meta: dict, where: str) -> "GeneratorSpec":
+        """The spec of a metadata dict; a WeightsError naming the field when one is unusable."""
+        def section(name: str) -> dict:
+            value = meta.get(name, {})
+            if not isinstance(value, dict):
+                raise WeightsError(f"{where}: the field '{name}' must be an object, got {value!r}.")
+            return value
+
+        def number(name: str, value, default: float | None, low: float = 0.0, high: float = 1e3) -> float | None:
+            if value is None:
+                return default
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
+                raise WeightsError(f"{where}: the field '{name}' must be a number in ({low:g}, {high:g}], "
+                                   f"got {value!r}.")
+            return float(value)
+
+        network, inp, out = section("network"), section("input"), section("output")
+        in_channels = network.get("in_channels", 1)
+        if in_channels not in (1, 2) or isinstance(in_channels, bool):
+            raise WeightsError(f"{where}: the field 'network.in_channels' must be 1 or 2, got {in_channels!r}.")
+        condition = network.get("condition")
+        if condition not in (None, "resolution"):
+            raise WeightsError(f"{where}: the field 'network.condition' must be \"resolution\" or absent, "
+                               f"got {condition!r}.")
+        input_resolution = number("input.resolution", inp.get("resolution"), 2.0, high=20.0)
+        spacing = number("input.grid_spacing", inp.get("grid_spacing"), 1.0, high=10.0)
+        native = number("output.resolution", out.get("resolution"), input_resolution, high=100.0)
+        span = out.get("resolution_range")
+        if span is not None:
+            if not (isinstance(span, list) and len(span) == 2):
+                raise WeightsError(f"{where}: the field 'output.resolution_range' must be [lowest, highest] Å.")
+            span = (number("output.resolution_range", span[0], None, high=100.0),
+                    number("output.resolution_range", span[1], None, high=100.0))
+            if span[0] > span[1]:
+                raise WeightsError(f"{where}: the field 'output.resolution_range' is empty ({span[0]} > {span[1]}).")
+        if condition == "resolution" and span is None:
+            raise WeightsError(f"{where}: a resolution-conditioned generator needs 'output.resolution_range'.")
+        envelope = out.get("envelope")
+        if envelope not in (None, "soft"):
+            raise WeightsError(f"{where}: the field 'output.envelope' must be \"soft\" or absent, got {envelope!r}.")
+        return cls(in_channels=in_channels, condition=condition, input_resolution=input_resolution,
+                   grid_spacing=spacing, native_resolution=native, resolution_range=span,
+                   mask_radius=number("output.mask_radius", out.get("mask_radius"), None, high=50.0),
+                   envelope=envelope)
+
+    def network(self) -> dict:
+        """The metadata's "network" section for this spec."""
+        return {"in_channels": self.in_channels, "condition": self.condition, "condition_dim": self.condition_dim}
+
+
 @dataclass
 class Weights:
-    """A loaded generator with its metadata and the file it came from."""
+    """A loaded generator with its metadata (raw and parsed) and the file it came from."""
 
     generator: Generator
     metadata: dict
     path: Path
     sha256: str
+    spec: GeneratorSpec = GeneratorSpec()
 
     @property
     def short_id(self) -> str:
@@ -94,6 +171,8 @@ def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, 
         torch.save(state, pt_tmp)
         meta = {"input": dict(DEFAULT_INPUT), "output": dict(DEFAULT_OUTPUT), "training": {}}
         meta.update(metadata)
+        meta.setdefault("network", {})
+        meta["network"].update(in_channels=generator.in_channels, condition_dim=generator.condition_dim)
         meta.update(
             format=FORMAT,
             format_version=FORMAT_VERSION,
@@ -163,14 +242,18 @@ def load_weights(path: str | os.PathLike, *, map_location: str | torch.device = 
         ) from err
     if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
         raise WeightsError(f"The weights file {pt_path} does not hold a state dict of tensors.")
+    spec = GeneratorSpec.from_metadata(meta, str(json_path))
+    if len(meta["widths"]) != 4 or max(meta["widths"]) > 4096:
+        raise WeightsError(f"{json_path}: the field 'widths' must be 4 layer widths of at most 4096 channels, "
+                           f"got {meta['widths']}.")
     try:
-        generator = Generator(meta["widths"])
+        generator = Generator(meta["widths"], spec.in_channels, condition_dim=spec.condition_dim)
     except ValueError as err:
         raise WeightsError(f"{json_path} gives unusable layer widths: {err}") from err
     _check_state_matches(generator, state, pt_path, meta["widths"])
     generator.load_state_dict(state, strict=True)
     generator.to(map_location).eval()
-    return Weights(generator=generator, metadata=meta, path=pt_path, sha256=sha)
+    return Weights(generator=generator, metadata=meta, path=pt_path, sha256=sha, spec=spec)
 
 
 def _check_state_matches(generator: Generator, state: dict, pt_path: Path, widths: list) -> None:
