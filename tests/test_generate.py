@@ -59,7 +59,7 @@ def test_weights_trained_on_masked_targets_give_zero_solvent(fragment, tiny_weig
     from chimerax.struc2map.mask import atom_mask
 
     meta = {**tiny_weights.metadata, "output": {**tiny_weights.metadata["output"], "mask_radius": 3.0}}
-    masked = replace(tiny_weights, metadata=meta)
+    masked = replace(tiny_weights, metadata=meta, spec=replace(tiny_weights.spec, mask_radius=3.0))
     out, _ = gen.generate(fragment.coords, fragment.atomic_numbers, 3.0, masked, device="cpu")
     inside = atom_mask(out, fragment.coords, 3.0)
     assert np.all(out.array[~inside] == 0) and np.any(out.array[inside] != 0)

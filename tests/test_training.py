@@ -82,11 +82,18 @@ def test_prepare_makes_coregistered_tiles(dataset):
     entry = index["pairs"][SMALL]
     assert entry["molmap_correlation"] > 0.6 and index["tiles"]
     with np.load(out / entry["file"]) as z:
-        inp, target = z["input"], z["target"]
-    assert inp.shape == target.shape and inp.min() == 0.0 and inp.max() == 1.0
-    assert 0.0 <= target.min() and target.max() == pytest.approx(1.0)
-    # in register: the target is brighter where the input has atoms
-    assert target[inp > 0.2].mean() > target[inp == 0].mean() + 0.1
+        inp, targets, levels = z["input"], z["targets"], z["levels"]
+    # molmap and the B-factor channel (empty: this model's B-factors are zero), targets at 3.3 Å and coarser
+    assert inp.shape[0] == 2 and inp.shape[1:] == targets.shape[1:] and inp[0].min() == 0.0 and inp[0].max() == 1.0
+    assert not inp[1].any() and entry["bfactors_informative"] is False
+    assert levels[0] == pytest.approx(3.3) and list(levels[1:]) == [5.0, 6.0, 8.0] and len(targets) == 4
+    for target in targets:
+        # in register: the target is bright where the input has atoms, 0 in the solvent beyond the envelope
+        assert target[inp[0] > 0.2].mean() > 0.3 and target[inp[0] == 0].mean() < 0.05
+        assert np.percentile(target[inp[0] > 0.5], 50) < 1.5
+    # coarser targets are smoother
+    roughness = [np.abs(np.diff(t, axis=0)).mean() / np.abs(t).mean() for t in targets]
+    assert roughness == sorted(roughness, reverse=True)
 
 
 def test_prepare_is_idempotent_and_reports_bad_pairs(dataset, data_dir):

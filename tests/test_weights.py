@@ -160,7 +160,8 @@ def test_unreadable_metadata(saved, text, message):
         ({"format_version": 2}, "newer Struc2map .*version 2.* up to 1"),
         ({"architecture": "resnet"}, "'resnet' network"),
         ({"widths": "wide"}, "no valid list of layer widths"),
-        ({"widths": [4, 8, 16]}, "unusable layer widths"),
+        ({"widths": [4, 8, 16]}, "'widths' must be 4 layer widths"),
+        ({"widths": [100000, 8, 16, 32]}, "'widths' must be 4 layer widths"),
         ({"sha256": None}, "no sha256"),
     ],
 )

@@ -59,10 +59,12 @@ def anisotropic(volume: np.ndarray, axis: int, factor: float) -> np.ndarray:
 
 def augment_pair(inp: np.ndarray, target: np.ndarray, rng: np.random.Generator,
                  degradation: Degradation | None = None, rotate: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """One random proper rotation of both tiles, then degrade the input only."""
+    """One random proper rotation of the (C, T, T, T) input and the (T, T, T) target, then degrade the
+    input's first channel (the simulated map) only."""
     if rotate:
         r = int(rng.integers(24))
-        inp, target = cube_rotation(inp, r), cube_rotation(target, r)
+        inp = np.stack([cube_rotation(channel, r) for channel in inp])
+        target = cube_rotation(target, r)
     if degradation is not None:
-        inp = degradation(inp, rng)
+        inp = np.concatenate([degradation(inp[0], rng)[None], inp[1:]])
     return np.ascontiguousarray(inp, np.float32), np.ascontiguousarray(target, np.float32)

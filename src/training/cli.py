@@ -23,10 +23,12 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
                                 metavar="BOOL", help=f"(default {default})")
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=int, nargs="+", default=default, help=f"(default {' '.join(map(str, default))})")
+            kind = type(default[0]) if default else int
+            parser.add_argument(flag, type=kind, nargs="+", default=default,
+                                help=f"(default {' '.join(map(str, default))})")
         elif isinstance(default, list) or default is None:
             kind = float if f.name.endswith("minutes") else str
-            nargs = None if kind is float else "+"
+            nargs = "+" if "list" in str(f.type) else None
             parser.add_argument(flag, type=kind, nargs=nargs, default=default, help="(default: none)")
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"(default {default})")
@@ -43,7 +45,7 @@ def _config(cls, args: argparse.Namespace):
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     """Register prepare, train, evaluate and export on the main parser's subcommands."""
     p = sub.add_parser("prepare", help="make a training dataset from map/model pairs")
-    p.add_argument("pairs", help="pair list: whitespace table (name map model resolution), CSV or JSON")
+    p.add_argument("pairs", nargs="+", help="pair lists: whitespace table (name map model resolution), CSV or JSON")
     p.add_argument("--output", "-o", required=True, help="dataset folder (reused: prepared pairs are skipped)")
     p.add_argument("--only", nargs="+", help="names of the pairs to prepare (default: all)")
     _add_config_flags(p, PrepareConfig)
@@ -56,7 +58,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="score weights on held-out pairs against molmap baselines")
-    e.add_argument("pairs", help="pair list (as for prepare)")
+    e.add_argument("pairs", nargs="+", help="pair lists (as for prepare)")
     e.add_argument("--weights", required=True, help="weights file (NAME.pt with NAME.json)")
     e.add_argument("--output", "-o", required=True, help="folder for results.csv, results.md, scatter.png")
     e.add_argument("--only", nargs="+", help="names of the pairs to evaluate (default: all)")
@@ -82,7 +84,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    pairs = select(read_pairs(args.pairs), args.only)
+    pairs = select([pair for path in args.pairs for pair in read_pairs(path)], args.only)
     index = prepare(pairs, args.output, _config(PrepareConfig, args))
     print(f"{len(index['pairs'])} pairs kept, {len(index['dropped'])} dropped, {len(index['failed'])} failed; "
           f"{len(index['tiles'])} tiles in {Path(args.output) / 'index.json'}")
@@ -104,8 +106,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..weights_io import load_weights
     from .evaluate import evaluate
 
-    rows = evaluate(select(read_pairs(args.pairs), args.only), load_weights(args.weights), args.output,
-                    device=args.device)
+    pairs = select([pair for path in args.pairs for pair in read_pairs(path)], args.only)
+    rows = evaluate(pairs, load_weights(args.weights), args.output, device=args.device)
     print((Path(args.output) / "results.md").read_text(encoding="utf-8"))
     return 0 if rows else 1
 

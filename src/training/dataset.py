@@ -7,20 +7,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..inputs import resolution_condition
 from .augment import Degradation, augment_pair
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""(input (B, C, T, T, T), condition (B, CONDITION_DIM), target (B, 1, T, T, T)) float tensors."""
 
 
 class TileSampler:
-    """Draws batches of (input, target) tiles from some of the prepared pairs.
+    """Draws batches of (input, resolution, target) tiles from some of the prepared pairs.
 
     Tiles whose input has density are drawn ``1 - empty_fraction`` of the
     time, empty background tiles the rest (the paper kept all tiles; on a
-    small compute budget tiles with density teach more). Volumes are held in
-    memory: prepared pairs are small (a 1 Å box around one model).
+    small compute budget tiles with density teach more). Each tile comes at
+    its pair's reported resolution half the time, else at one of the pair's
+    coarser target levels. The B-factor channel is zeroed with probability
+    ``bfactor_dropout``, so that the generator also works without it. Volumes
+    are held in memory: prepared pairs are small (a 1 Å box around one model).
     """
 
     def __init__(self, dataset_dir: str | Path, names: list[str] | None = None, *, tile_size: int | None = None,
-                 empty_fraction: float = 0.05, min_occupancy: float = 0.02):
+                 empty_fraction: float = 0.05, min_occupancy: float = 0.02, bfactor_dropout: float = 0.0,
+                 reported_fraction: float = 0.5):
         dataset_dir = Path(dataset_dir)
         index = json.loads((dataset_dir / "index.json").read_text(encoding="utf-8"))
         self.tile_size = tile_size or index["config"]["tile_size"]
@@ -32,7 +40,7 @@ class TileSampler:
         self.volumes = {}
         for name in names:
             with np.load(dataset_dir / index["pairs"][name]["file"]) as z:
-                self.volumes[name] = (z["input"], z["target"])
+                self.volumes[name] = (z["input"], z["targets"], z["levels"])
         tiles = [t for t in index["tiles"] if t[0] in set(names)]
         if not tiles:
             raise ValueError("no tiles in the selected pairs")
@@ -40,34 +48,49 @@ class TileSampler:
         self.empty = [t for t in tiles if t[4] < min_occupancy]
         self.empty_fraction = empty_fraction if self.empty and self.full else (0.0 if self.full else 1.0)
         self.tiles = tiles
+        self.bfactor_dropout = bfactor_dropout
+        self.reported_fraction = reported_fraction
 
-    def tile(self, entry: list) -> tuple[np.ndarray, np.ndarray]:
-        """The input and target arrays of one index entry."""
+    def tile(self, entry: list, level: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The input channels, the target at target level ``level`` and its resolution, of one index entry."""
         name, z, y, x = entry[0], entry[1], entry[2], entry[3]
         t = self.tile_size
-        inp, target = self.volumes[name]
-        return inp[z:z + t, y:y + t, x:x + t], target[z:z + t, y:y + t, x:x + t]
+        inp, targets, levels = self.volumes[name]
+        box = (slice(z, z + t), slice(y, y + t), slice(x, x + t))
+        return inp[(slice(None),) + box], targets[(level,) + box], float(levels[level])
+
+    def _level(self, name: str, rng: np.random.Generator) -> int:
+        n = len(self.volumes[name][2])
+        if n == 1 or rng.random() < self.reported_fraction:
+            return 0
+        return int(rng.integers(1, n))
 
     def batch(self, size: int, rng: np.random.Generator, *, degradation: Degradation | None = None,
-              rotate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random augmented batch, as (B, 1, T, T, T) float tensors."""
-        pairs = []
+              rotate: bool = True) -> Batch:
+        """A random augmented batch."""
+        inputs, conditions, targets = [], [], []
         for _ in range(size):
             pool = self.empty if rng.random() < self.empty_fraction else self.full
-            inp, target = self.tile(pool[int(rng.integers(len(pool)))])
-            pairs.append(augment_pair(inp, target, rng, degradation, rotate))
-        x = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None])
-        y = torch.from_numpy(np.stack([p[1] for p in pairs])[:, None])
-        return x, y
+            entry = pool[int(rng.integers(len(pool)))]
+            inp, target, resolution = self.tile(entry, self._level(entry[0], rng))
+            inp, target = augment_pair(inp, target, rng, degradation, rotate)
+            if inp.shape[0] > 1 and rng.random() < self.bfactor_dropout:
+                inp[1:] = 0.0
+            inputs.append(inp)
+            targets.append(target)
+            conditions.append(resolution_condition(resolution))
+        return _tensors(inputs, conditions, targets)
 
-    def fixed_batches(self, size: int, limit: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Up to ``limit`` tiles with density, unaugmented, in batches: a stable validation set."""
+    def fixed_batches(self, size: int, limit: int, seed: int = 0) -> list[Batch]:
+        """Up to ``limit`` tiles with density, unaugmented, each at a fixed random level: a stable validation set."""
         rng = np.random.default_rng(seed)
         pool = self.full or self.tiles
         chosen = [pool[i] for i in rng.permutation(len(pool))[:limit]]
-        batches = []
-        for start in range(0, len(chosen), size):
-            arrays = [self.tile(e) for e in chosen[start:start + size]]
-            batches.append((torch.from_numpy(np.stack([a[0] for a in arrays])[:, None]),
-                            torch.from_numpy(np.stack([a[1] for a in arrays])[:, None])))
-        return batches
+        tiles = [self.tile(e, int(rng.integers(len(self.volumes[e[0]][2])))) for e in chosen]
+        return [_tensors([t[0] for t in part], [resolution_condition(t[2]) for t in part], [t[1] for t in part])
+                for part in (tiles[start:start + size] for start in range(0, len(tiles), size))]
+
+
+def _tensors(inputs: list, conditions: list, targets: list) -> Batch:
+    return (torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(conditions)),
+            torch.from_numpy(np.stack(targets)[:, None]))

@@ -1,12 +1,16 @@
 """Score a generator on held-out pairs against molmap baselines, as a table and a scatter plot.
 
-Per pair, four maps are compared with the experimental map (each on the
-experimental map's grid, the paper's protocol): the generator's output at
-its native resolution, the same low-pass filtered to the pair's reported
-resolution (what ``generate`` gives), molmap at 2 Å and molmap at the
-reported resolution. Metrics: ChimeraX correlation and correlation about
-mean over the experimental map's default contour envelope, and the paper's
-PCC and SSIM.
+Every method makes its map on the same 1 Å grid around the model and is
+compared with the experimental map on the experimental map's grid (the
+paper's protocol): ChimeraX correlation and correlation about mean over the
+experimental map's default contour envelope, and the paper's PCC and SSIM.
+Methods: the generator as ``generate`` runs it at the pair's reported
+resolution; for weights with a B-factor channel, the same with the channel
+off (the ablation); for version-1 weights, the generator without its
+low-pass; molmap at 2 Å and at the reported resolution; and molmap at the
+best blur for this map and metric over 2.5–7 Å (an oracle no user can
+know). The resolution sweep generates at 3, 4, 6 and 8 Å and reports the
+molmap resolution each result correlates with best (``sweep.csv``).
 """
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
-from ..generate import generate, native_resolution
+import numpy as np
+
+from ..generate import generate
+from ..grid import MapData
 from ..mapio import read_map
 from ..metrics import compare_maps
-from ..molmap import molmap
+from ..molmap import molmap, molmap_grid
 from ..resolution import lowpass_to_resolution
 from ..structure import read_structure
 from ..tiling import TilingConfig
@@ -26,52 +33,112 @@ from ..weights_io import Weights
 from .pairs import Pair
 
 METRICS = ("correlation", "correlation_about_mean", "pcc", "ssim")
-METHODS = ("generator", "generator_native", "molmap_2A", "molmap_reported")
+METHODS = ("generator", "generator_no_bfactors", "generator_native", "molmap_2A", "molmap_reported", "molmap_best")
+ORACLE_BLURS = tuple(np.round(np.arange(2.5, 7.01, 0.5), 2))
+SWEEP = (3.0, 4.0, 6.0, 8.0)
+SWEEP_BLURS = tuple(np.round(np.arange(2.0, 12.01, 0.5), 2))
+
+
+def _molmap_1A(atoms, resolution: float) -> MapData:
+    """molmap on a 1 Å grid around the model, as the generator's input grid."""
+    origin, shape = molmap_grid(atoms.coords, resolution, grid_spacing=1.0)
+    return molmap(atoms.coords, atoms.atomic_numbers, resolution,
+                  on_grid=MapData(np.empty(shape, np.float32), origin, 1.0))
 
 
 def evaluate_pair(pair: Pair, weights: Weights, *, tiling: TilingConfig | None = None,
-                  device: str = "auto") -> dict[str, dict]:
-    """Metrics of each method against the pair's experimental map."""
+                  device: str = "auto") -> tuple[dict[str, dict], list[dict]]:
+    """Metrics of each method against the pair's experimental map, and the resolution sweep's rows."""
     atoms = read_structure(pair.model)
     experimental = read_map(pair.map)
-    native = native_resolution(weights)
-    raw, _ = generate(atoms.coords, atoms.atomic_numbers, native, weights, tiling=tiling, device=device)
-    filtered, _ = lowpass_to_resolution(raw, pair.resolution, native)
-    maps = {
-        "generator": filtered,
-        "generator_native": raw,
-        "molmap_2A": molmap(atoms.coords, atoms.atomic_numbers, 2.0, on_grid=experimental),
-        "molmap_reported": molmap(atoms.coords, atoms.atomic_numbers, pair.resolution, on_grid=experimental),
-    }
-    return {name: compare_maps(m, experimental) for name, m in maps.items()}
+    spec = weights.spec
+    run = dict(tiling=tiling, device=device, b_factors=atoms.b_factors)
+    generated, _ = generate(atoms.coords, atoms.atomic_numbers, pair.resolution, weights, **run)
+    scores = {"generator": compare_maps(generated, experimental)}
+    if spec.in_channels > 1:
+        plain, _ = generate(atoms.coords, atoms.atomic_numbers, pair.resolution, weights, use_bfactors=False, **run)
+        scores["generator_no_bfactors"] = compare_maps(plain, experimental)
+    if spec.condition is None:
+        native = spec.native_resolution
+        raw, _ = generate(atoms.coords, atoms.atomic_numbers, native, weights, **run)
+        scores["generator_native"] = compare_maps(raw, experimental)
+    scores["molmap_2A"] = compare_maps(_molmap_1A(atoms, 2.0), experimental)
+    scores["molmap_reported"] = compare_maps(_molmap_1A(atoms, pair.resolution), experimental)
+    blurs = {b: compare_maps(_molmap_1A(atoms, b), experimental) for b in ORACLE_BLURS}
+    best = {}
+    for metric in METRICS:
+        blur = max(blurs, key=lambda b: blurs[b][metric])
+        best[metric], best[f"{metric}_blur"] = blurs[blur][metric], float(blur)
+    scores["molmap_best"] = best
+    sweep = []
+    if spec.condition is not None:
+        for r in SWEEP:
+            made, report = generate(atoms.coords, atoms.atomic_numbers, r, weights, **run)
+            sweep.append({"pair": pair.name, "requested": r, "effective": report.effective_resolution,
+                          **closest_blur(made, atoms)})
+    return scores, sweep
+
+
+def closest_blur(generated: MapData, atoms) -> dict:
+    """The molmap resolution (2–12 Å) whose map, on the generated map's grid, correlates best with it."""
+    values = generated.array.ravel().astype(np.float64)
+    values -= values.mean()
+    best, best_corr = None, -2.0
+    for b in SWEEP_BLURS:
+        m = molmap(atoms.coords, atoms.atomic_numbers, b, on_grid=generated).array.ravel().astype(np.float64)
+        m -= m.mean()
+        corr = float(values @ m / np.sqrt((values @ values) * (m @ m)))
+        if corr > best_corr:
+            best, best_corr = float(b), corr
+    return {"closest_molmap": best, "correlation": best_corr}
 
 
 def evaluate(pairs: list[Pair], weights: Weights, out_dir: str | Path, *, tiling: TilingConfig | None = None,
              device: str = "auto", log: Callable[[str], None] = print) -> list[dict]:
-    """Evaluate every pair; write results.csv, results.md and scatter.png into ``out_dir``."""
+    """Evaluate every pair; write results.csv, results.md, sweep.csv and scatter.png into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, sweeps = [], []
     for pair in pairs:
-        for method, m in evaluate_pair(pair, weights, tiling=tiling, device=device).items():
+        scores, sweep = evaluate_pair(pair, weights, tiling=tiling, device=device)
+        sweeps.extend(sweep)
+        for method, m in scores.items():
             rows.append({"pair": pair.name, "resolution": pair.resolution, "method": method,
-                         **{k: float(m[k]) for k in METRICS}})
+                         **{k: float(m[k]) for k in METRICS},
+                         "blurs": " ".join(f"{m[k + '_blur']:g}" for k in METRICS) if method == "molmap_best" else ""})
         log(f"{pair.name}: " + ", ".join(f"{r['method']} cam {r['correlation_about_mean']:.3f}"
                                          for r in rows if r["pair"] == pair.name))
-    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
+    _write_csv(out_dir / "results.csv", rows)
+    if sweeps:
+        _write_csv(out_dir / "sweep.csv", sweeps)
+    (out_dir / "results.md").write_text(markdown_table(rows) + sweep_table(sweeps), encoding="utf-8")
+    scatter_plot(rows, out_dir / "scatter.png")
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    (out_dir / "results.md").write_text(markdown_table(rows), encoding="utf-8")
-    scatter_plot(rows, out_dir / "scatter.png")
-    return rows
+
+
+def sweep_table(rows: list[dict]) -> str:
+    """The resolution sweep: requested resolution against the molmap resolution each map is closest to."""
+    if not rows:
+        return ""
+    head = ("\n| pair | requested Å | made at Å | closest molmap Å | its correlation |\n"
+            "|---|---|---|---|---|\n")
+    return head + "\n".join(f"| {r['pair']} | {r['requested']:g} | {r['effective']:g} | {r['closest_molmap']:g} | "
+                            f"{r['correlation']:.3f} |" for r in rows) + "\n"
 
 
 def markdown_table(rows: list[dict]) -> str:
     """One line per pair and method, then the mean per method."""
     head = "| pair | res. Å | method | correlation | corr. about mean | PCC | SSIM |\n|---|---|---|---|---|---|---|\n"
     lines = [f"| {r['pair']} | {r['resolution']:g} | {r['method']} | "
-             + " | ".join(f"{r[k]:.3f}" for k in METRICS) + " |" for r in rows]
+             + " | ".join(f"{r[k]:.3f}" for k in METRICS) + " |"
+             + (f" blurs {r['blurs']} Å" if r.get("blurs") else "") for r in rows]
     for method in METHODS:
         sel = [r for r in rows if r["method"] == method]
         if sel:

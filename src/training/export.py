@@ -12,19 +12,19 @@ from ..weights_io import save_weights
 
 
 def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path, *, which: str = "last",
-               metrics: dict | None = None, overwrite: bool = False) -> Path:
+               metrics: list[dict] | None = None, overwrite: bool = False) -> Path:
     """Save the run's generator with its metadata: ``which`` is "last", "best" (lowest validation
     loss) or "average" (the moving average of the weights, when the run kept one).
 
-    The metadata records the input recipe and target normalisation of the
-    dataset, the native output resolution (median reported resolution of the
-    training pairs), the training pairs, settings, history and any held-out
-    ``metrics`` (e.g. from evaluate).
+    The metadata records the input recipe (channels, resolution condition),
+    the output's convention (solvent 0, soft envelope) and the resolution range
+    of the training targets, the training pairs, settings, history and any
+    held-out ``metrics`` (e.g. from evaluate).
     """
     run_dir, dataset_dir = Path(run_dir), Path(dataset_dir)
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     config = state["config"]
-    generator = Generator(tuple(config["widths"]))
+    generator = Generator(tuple(config["widths"]), config["in_channels"], condition_dim=config["condition_dim"])
     if which == "best":
         generator.load_state_dict(torch.load(run_dir / "best_generator.pt", map_location="cpu", weights_only=True))
     elif which == "average":
@@ -37,14 +37,17 @@ def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path,
     prep = index["config"]
     train_names = config["train_pairs"] or [n for n in index["pairs"] if n not in config["val_pairs"]]
     train_pairs = [index["pairs"][n] for n in train_names]
-    backgrounds = [p["background"] for p in train_pairs]
+    levels = [r for p in train_pairs for r in p["levels"]]
+    channels = ["molmap", "bfactor_blur"][:config["in_channels"]]
     metadata = {
+        "network": {"condition": "resolution" if config["condition_dim"] else None},
         "input": {"simulator": "molmap", "resolution": prep["input_resolution"],
-                  "grid_spacing": prep["grid_spacing"], "normalisation": "minmax"},
-        "output": {"normalisation": f"{prep['normalisation']} after masking {prep['mask_radius']:g} Å around atoms",
-                   "background": statistics.mean(backgrounds) if backgrounds else None,
-                   "mask_radius": prep["mask_radius"],
-                   "resolution": statistics.median(p["pair"]["resolution"] for p in train_pairs)},
+                  "grid_spacing": prep["grid_spacing"], "normalisation": "minmax", "channels": channels},
+        "output": {"normalisation": (f"experimental map minus its solvent level (0), scaled so that its "
+                                     f"{prep['scale_percentile']:g}th percentile within 2 Å of the atoms is 1"),
+                   "envelope": "soft",
+                   "resolution": statistics.median(p["pair"]["resolution"] for p in train_pairs),
+                   "resolution_range": [round(min(levels), 2), round(max(levels), 2)]},
         "training": {
             "pairs": [p["pair"] for p in train_pairs],
             "validation_pairs": [index["pairs"][n]["pair"] for n in config["val_pairs"] if n in index["pairs"]],

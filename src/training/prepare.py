@@ -1,9 +1,15 @@
-"""Turn map/model pairs into co-registered (molmap input, experimental target) volumes and a tile index.
+"""Turn map/model pairs into co-registered (input channels, experimental targets) volumes and a tile index.
 
 For each pair: the experimental map is resampled onto a 1 Å grid around the
-model (the grid ``generate`` uses), masked to voxels within ``mask_radius``
-of an atom (as the paper's phenix.map_box mask_atoms) and normalised; the
-input is molmap at 2 Å on the same grid, min-max normalised. Pairs whose
+model (the grid ``generate`` uses). The input is the recipe of ``inputs.py``:
+molmap at 2 Å, min-max normalised, and the B-factor channel (all zero when the
+model's B-factors carry no information). The targets are the experimental map
+at its reported resolution and, for teaching the generator what resolution
+means, low-pass filtered copies at coarser resolutions (a low-passed
+experimental map is a real map at that resolution): each with its solvent
+level (median beyond the envelope) made 0, scaled so that its 99th percentile
+near the atoms is 1, and weighted by the soft envelope of ``mask.py`` at its
+resolution, which is what ``generate`` applies to the output. Pairs whose
 molmap at the reported resolution correlates poorly with the map are
 reported and dropped. Results go to ``OUT/pairs/NAME.npz`` plus
 ``OUT/index.json``; a pair already prepared with the same settings is
@@ -20,18 +26,20 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
 
 from ..files import atomic_path
 from ..grid import MapData
+from ..inputs import bfactors_informative, input_channels
 from ..mapio import read_map
-from ..mask import atom_mask
+from ..mask import atom_distance, envelope_radii, soft_envelope
 from ..metrics import chimerax_correlation
-from ..molmap import molmap, molmap_grid, normalize_minmax
+from ..molmap import SIGMA_FACTOR, molmap, molmap_grid
 from ..resample import resample_onto
 from ..structure import read_structure
 from .pairs import Pair
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -40,10 +48,9 @@ class PrepareConfig:
 
     input_resolution: float = 2.0
     grid_spacing: float = 1.0
-    edge_padding: float = 6.0
-    mask_radius: float = 3.0
-    normalisation: str = "minmax"  # or "percentile": max taken at the upper percentile of masked-in voxels
-    upper_percentile: float = 99.9
+    edge_padding: float = 10.0
+    target_levels: tuple[float, ...] = (3.0, 4.0, 5.0, 6.0, 8.0)  # coarser copies, where ≥ 0.75 Å coarser
+    scale_percentile: float = 99.0
     min_correlation: float = 0.6
     tile_size: int = 32
     stride: int = 20
@@ -53,6 +60,10 @@ class PrepareConfig:
         text = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def levels(self, reported: float) -> list[float]:
+        """Target resolutions of a pair: its reported one, then the coarser levels."""
+        return [float(reported)] + [float(r) for r in self.target_levels if r >= reported + 0.75]
+
 
 def model_grid(coords: np.ndarray, config: PrepareConfig) -> MapData:
     """The empty 1 Å grid around a model on which input and target are made."""
@@ -61,18 +72,24 @@ def model_grid(coords: np.ndarray, config: PrepareConfig) -> MapData:
     return MapData(np.zeros(shape, np.float32), origin, config.grid_spacing)
 
 
-def normalise_target(values: np.ndarray, mask: np.ndarray, config: PrepareConfig) -> np.ndarray:
-    """Mask then scale to [0, 1]; masked-out voxels become the (small positive) background."""
-    masked = np.where(mask, values, 0.0).astype(np.float32)
-    if config.normalisation == "minmax":
-        return normalize_minmax(masked)
-    if config.normalisation == "percentile":
-        lo = float(masked.min())
-        hi = float(np.percentile(values[mask], config.upper_percentile)) if mask.any() else lo
-        if hi <= lo:
-            return np.zeros_like(masked)
-        return np.clip((masked - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-    raise ValueError(f"unknown normalisation {config.normalisation!r}")
+def lowpass(values: np.ndarray, reported: float, target: float, voxel_size: float) -> np.ndarray:
+    """A map at ``reported`` resolution Gaussian-filtered to ``target`` (molmap's σ convention)."""
+    if target <= reported:
+        return values
+    sigma = SIGMA_FACTOR * np.sqrt(target ** 2 - reported ** 2) / voxel_size
+    return ndimage.gaussian_filter(values, sigma, mode="nearest", truncate=4.0).astype(np.float32)
+
+
+def make_target(values: np.ndarray, distance: np.ndarray, resolution: float, percentile: float) -> np.ndarray:
+    """Solvent at 0, the ``percentile`` near the atoms at 1, then weighted by the soft envelope."""
+    inner, outer = envelope_radii(resolution)
+    solvent = values[distance > outer]
+    level = float(np.median(solvent)) if solvent.size >= 1000 else 0.0
+    near = values[distance <= 2.0] - level
+    scale = float(np.percentile(near, percentile)) if near.size else 0.0
+    if not scale > 0:
+        raise ValueError("the map has no positive density near the atoms")
+    return (soft_envelope(distance, inner, outer) * (values - level) / scale).astype(np.float32)
 
 
 def tile_corners(shape: tuple[int, int, int], tile: int, stride: int) -> np.ndarray:
@@ -86,30 +103,28 @@ def tile_corners(shape: tuple[int, int, int], tile: int, stride: int) -> np.ndar
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def pad_to(volume: np.ndarray, size: int, value: float) -> np.ndarray:
-    """Pad at the high end so that every axis is at least ``size`` long."""
-    pad = [(0, max(size - n, 0)) for n in volume.shape]
-    return np.pad(volume, pad, constant_values=value)
-
-
 def prepare_pair(pair: Pair, config: PrepareConfig) -> dict:
-    """Input and target volumes for one pair, with its quality numbers."""
+    """Input channels and targets for one pair, with its quality numbers."""
     atoms = read_structure(pair.model)
     exp = read_map(pair.map)
     grid = model_grid(atoms.coords, config)
-    exp_on_grid = resample_onto(exp, grid).array
+    exp_on_grid = resample_onto(exp, grid).array.astype(np.float32)
     reference = molmap(atoms.coords, atoms.atomic_numbers, pair.resolution, on_grid=grid)
     quality = chimerax_correlation(reference, grid.with_array(exp_on_grid))
-    mask = atom_mask(grid, atoms.coords, config.mask_radius)
-    target = normalise_target(exp_on_grid, mask, config)
-    inp = normalize_minmax(molmap(atoms.coords, atoms.atomic_numbers, config.input_resolution, on_grid=grid).array)
-    background = float(target[~mask].mean()) if (~mask).any() else 0.0
-    inp = pad_to(inp, config.tile_size, 0.0)
-    target = pad_to(target, config.tile_size, background)
+    informative, why_not = bfactors_informative(atoms.b_factors)
+    simulated = molmap(atoms.coords, atoms.atomic_numbers, config.input_resolution, on_grid=grid).array
+    inp = input_channels(simulated, atoms.coords, atoms.atomic_numbers, atoms.b_factors if informative else None,
+                         grid, config.input_resolution, channels=2)
+    levels = config.levels(pair.resolution)
+    distance = atom_distance(grid, atoms.coords, envelope_radii(max(levels))[1] + 1.0)
+    spacing = float(grid.voxel_size[0])
+    targets = np.stack([make_target(lowpass(exp_on_grid, pair.resolution, r, spacing), distance, r,
+                                    config.scale_percentile) for r in levels])
+    pad = [(0, 0)] + [(0, max(config.tile_size - n, 0)) for n in grid.array.shape]
     return {
-        "input": inp.astype(np.float32), "target": target.astype(np.float32),
+        "input": np.pad(inp, pad), "targets": np.pad(targets, pad), "levels": np.array(levels, np.float32),
         "origin": grid.origin, "voxel_size": grid.voxel_size,
-        "atoms": len(atoms.coords), "background": background,
+        "atoms": len(atoms.coords), "bfactors_informative": informative, "bfactors_note": why_not,
         "molmap_correlation": float(quality["correlation"]),
         "molmap_correlation_about_mean": float(quality["correlation_about_mean"]),
     }
@@ -155,13 +170,16 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
                     traceback.print_exc()
                 continue
             meta = {"config_key": key, "pair": pair.to_json(),
-                    **{k: data[k] for k in ("atoms", "background", "molmap_correlation",
-                                            "molmap_correlation_about_mean")},
+                    **{k: data[k] for k in ("atoms", "bfactors_informative", "bfactors_note",
+                                            "molmap_correlation", "molmap_correlation_about_mean")},
+                    "levels": data["levels"].tolist(),
                     "origin": data["origin"].tolist(), "voxel_size": data["voxel_size"].tolist()}
-            _save_npz(path, {"input": data["input"], "target": data["target"], "meta": json.dumps(meta)})
+            _save_npz(path, {"input": data["input"], "targets": data["targets"], "levels": data["levels"],
+                             "meta": json.dumps(meta)})
             inp = data["input"]
-            log(f"{pair.name}: prepared, grid {data['input'].shape[::-1]}, "
-                f"molmap correlation {meta['molmap_correlation']:.3f}")
+            log(f"{pair.name}: prepared, grid {data['input'].shape[:0:-1]}, "
+                f"molmap correlation {meta['molmap_correlation']:.3f}, levels {meta['levels']}, "
+                f"B-factors {'used' if meta['bfactors_informative'] else 'not used: ' + meta['bfactors_note']}")
         else:
             log(f"{pair.name}: already prepared")
         if meta["molmap_correlation"] < config.min_correlation:
@@ -172,9 +190,9 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
         if inp is None:
             with np.load(path) as z:
                 inp = z["input"]
-        corners = tile_corners(inp.shape, config.tile_size, config.stride)
+        corners = tile_corners(inp.shape[1:], config.tile_size, config.stride)
         t = config.tile_size
-        occupied = (inp > 0.01)
+        occupied = (inp[0] > 0.01)
         for c in corners:
             occ = float(occupied[c[0]:c[0] + t, c[1]:c[1] + t, c[2]:c[2] + t].mean())
             index["tiles"].append([pair.name, int(c[0]), int(c[1]), int(c[2]), round(occ, 4)])

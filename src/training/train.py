@@ -1,6 +1,8 @@
 """The paper's GAN training loop: generator, discriminator, checkpoints, resume, several processes.
 
-Generator loss SmoothL1(G(x), y) (β = 1) + α·BCE(D(G(x)), real); discriminator
+Generator loss SmoothL1(G(x, r), y) (β = 1) + σ·(1 − SSIM) + α·BCE(D(G(x, r)), real),
+where r is the target resolution the tile's target has (the SSIM term is ours,
+off by default; the paper has σ = 0); discriminator
 loss ½[BCE(D(y), real) + BCE(D(G(x)), fake)]; one G step then one D step;
 NAdam and ReduceLROnPlateau on the validation loss. ``adv_weight = 0`` trains
 the generator alone (no discriminator is built), the cheap choice on a CPU.
@@ -28,9 +30,13 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..files import atomic_path
+from ..inputs import CONDITION_DIM
 from ..network import Discriminator, Generator
+from ..tiling import resolve_precision
 from .augment import Degradation
 from .dataset import TileSampler
+from .losses import ssim_loss
+from .warm_start import warm_start
 
 
 @dataclass
@@ -38,8 +44,13 @@ class TrainConfig:
     """Every hyper-parameter of a run (recorded in checkpoints and the exported weights)."""
 
     widths: tuple[int, ...] = (32, 64, 128, 256)
+    in_channels: int = 2  # molmap and the B-factor channel (inputs.py)
+    condition_dim: int = CONDITION_DIM  # 0: no resolution input
+    bfactor_dropout: float = 0.3
+    init_weights: str | None = None  # a weights file to start from (e.g. the previous generator)
     disc_widths: tuple[int, ...] = (32, 64, 128, 256)
     adv_weight: float = 0.01
+    ssim_weight: float = 0.0
     smooth_l1_beta: float = 1.0
     lr: float = 1e-4
     disc_lr: float = 1e-4
@@ -55,13 +66,13 @@ class TrainConfig:
     seed: int = 0
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of the generator's weights
     max_minutes: float | None = None
-    precision: str = "auto"  # "fp32" | "bf16" | "auto" (bf16 autocast on CUDA)
+    precision: str = "auto"  # "fp32" | "bf16" | "auto" (bf16 autocast where the device has it, CPUs too)
     train_pairs: list[str] | None = None
     val_pairs: list[str] = field(default_factory=list)
 
 
 def _autocast(device: torch.device, precision: str):
-    use = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    use = resolve_precision(precision, device) == "bf16"
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
 
 
@@ -92,14 +103,18 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.device = _device(self.rank)
         torch.manual_seed(config.seed)
-        self.train_data = TileSampler(dataset_dir, config.train_pairs, empty_fraction=config.empty_fraction)
+        self.train_data = TileSampler(dataset_dir, config.train_pairs, empty_fraction=config.empty_fraction,
+                                      bfactor_dropout=config.bfactor_dropout)
         overlap = set(self.train_data.names) & set(config.val_pairs)
         if overlap:
             raise ValueError(f"pairs both in training and validation: {', '.join(sorted(overlap))}")
         val = TileSampler(dataset_dir, config.val_pairs) if config.val_pairs else self.train_data
         self.val_batches = val.fixed_batches(config.batch_size, config.val_tiles, seed=config.seed)
         self.degradation = Degradation(p=config.degrade_p) if config.degrade_p > 0 else None
-        self.G = Generator(config.widths).to(self.device)
+        self.G = Generator(config.widths, config.in_channels, condition_dim=config.condition_dim)
+        if config.init_weights and not (self.run_dir / "checkpoint.pt").exists():
+            self.log(warm_start(self.G, config.init_weights))
+        self.G.to(self.device)
         self.optG = torch.optim.NAdam(self.G.parameters(), lr=config.lr)
         self.schedG = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optG, factor=config.plateau_factor, patience=config.plateau_patience)
@@ -157,14 +172,21 @@ class Trainer:
         self.log(f"resumed from epoch {self.epoch}, step {self.step}")
 
     # -- one step -----------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+    def _condition(self, c: torch.Tensor) -> torch.Tensor | None:
+        return c.to(self.device) if self.config.condition_dim else None
+
+    def train_step(self, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor) -> dict:
         """One generator step, then one discriminator step when adversarial."""
         cfg = self.config
-        x, y = x.to(self.device), y.to(self.device)
+        x, y = x[:, :cfg.in_channels].to(self.device), y.to(self.device)
         with _autocast(self.device, cfg.precision):
-            fake = self.Gp(x)
+            fake = self.Gp(x, self._condition(c))
             rec = F.smooth_l1_loss(fake.float(), y, beta=cfg.smooth_l1_beta)
             loss = rec
+            structural = torch.zeros((), device=self.device)
+            if cfg.ssim_weight > 0:
+                structural = ssim_loss(fake.float(), y)
+                loss = loss + cfg.ssim_weight * structural
             adv = torch.zeros((), device=self.device)
             if self.D is not None:
                 logits = self.Dp(fake)
@@ -177,7 +199,7 @@ class Trainer:
             with torch.no_grad():
                 for avg, p in zip(self.G_ema.parameters(), self.G.parameters()):
                     avg.lerp_(p, 1.0 - cfg.ema_decay)
-        out = {"rec": rec.item(), "adv": adv.item(), "disc": 0.0}
+        out = {"rec": rec.item(), "ssim": structural.item(), "adv": adv.item(), "disc": 0.0}
         if self.D is not None:
             with _autocast(self.device, cfg.precision):
                 real_logits = self.Dp(y)
@@ -196,9 +218,9 @@ class Trainer:
         model = model or self.G
         model.eval()
         total, n = 0.0, 0
-        for x, y in self.val_batches:
+        for x, c, y in self.val_batches:
             with _autocast(self.device, self.config.precision):
-                pred = model(x.to(self.device)).float()
+                pred = model(x[:, :self.config.in_channels].to(self.device), self._condition(c)).float()
             total += F.smooth_l1_loss(pred, y.to(self.device), beta=self.config.smooth_l1_beta,
                                       reduction="sum").item()
             n += y.numel()
@@ -222,12 +244,12 @@ class Trainer:
             self.G.train()
             while self.epoch < cfg.epochs and not self._stop:
                 rng = np.random.default_rng([cfg.seed, self.rank, self.epoch])
-                sums = {"rec": 0.0, "adv": 0.0, "disc": 0.0}
+                sums = {"rec": 0.0, "ssim": 0.0, "adv": 0.0, "disc": 0.0}
                 t0 = time.time()
                 for _ in range(cfg.steps_per_epoch):
-                    x, y = self.train_data.batch(cfg.batch_size, rng, degradation=self.degradation,
-                                                 rotate=cfg.rotate)
-                    for k, v in self.train_step(x, y).items():
+                    x, c, y = self.train_data.batch(cfg.batch_size, rng, degradation=self.degradation,
+                                                    rotate=cfg.rotate)
+                    for k, v in self.train_step(x, c, y).items():
                         sums[k] += v / cfg.steps_per_epoch
                     self.step += 1
                     if self._stop:
@@ -238,7 +260,8 @@ class Trainer:
                     self.schedD.step(val)
                 self.epoch += 1
                 self.seconds = seconds_before + time.time() - started
-                row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_adv": sums["adv"],
+                row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_ssim": sums["ssim"],
+                       "train_adv": sums["adv"],
                        "train_disc": sums["disc"], "val_rec": val,
                        "val_ema": self.validate(self.G_ema) if self.G_ema is not None else float("nan"),
                        "lr": self.optG.param_groups[0]["lr"], "seconds": round(self.seconds, 1)}
