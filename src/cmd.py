@@ -1,50 +1,109 @@
 """The ``struc2map`` ChimeraX command: one generated map per atomic structure, with its scores logged.
 
 Each structure's atoms (hydrogens left out, as the engine does) are voxelized
-by ChimeraX's own molmap at the generator's input settings; the engine runs
-the generator tile by tile (progress on the status line, stoppable with
-``struc2map stop`` or the panel's Stop button); the result opens as a volume
-positioned with its structure, contoured to enclose the volume molmap's
-envelope encloses at the requested resolution. An HTML table in the log gives
-the correlations ChimeraX's ``measure correlation`` reports against that
-molmap and, with ``compare``, against an experimental map.
+with ChimeraX's own molmap code at the generator's input settings; the engine
+runs the generator tile by tile. In the GUI that work runs on a worker thread
+(see background.py): the command returns at once, progress goes to the status
+line and the panel, ``struc2map stop`` or the panel's Stop ends it, and each
+map opens (and its table is logged) on the main thread when it is ready.
+Without a GUI, or with ``wait true``, the command blocks and returns the maps.
 
-Engine modules import torch, so they are imported when the command runs:
-registering the command works without torch, and running it without torch
-says how to install it.
+The result opens as a volume placed with its structure (``scene_position``),
+contoured to enclose the volume molmap's envelope encloses at the requested
+resolution. An HTML table in the log gives the correlations ChimeraX's
+``measure correlation`` reports against that molmap and, with ``compare``,
+against an experimental map; with ``fit``, fit.py fits both maps into an
+experimental map with ``fitmap`` and logs them side by side.
+
+Engine modules import torch, so they are imported on the worker: registering
+and parsing the command work without torch, and a missing or broken torch
+gives an error that says what to type.
 """
 from __future__ import annotations
 
-import threading
+import importlib.util
+import math
 import time
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from html import escape
 
 import numpy as np
 from chimerax.core.errors import UserError
 
-PROGRESS_TRIGGER = "struc2map progress"
-"""Fired after each batch of tiles with ``(done, total)``."""
-RESULT_TRIGGER = "struc2map result"
-"""Fired for each map made with a dict: volume, structure, correlations {label: (correlation, about mean)}, seconds."""
+from .background import Run, current_run
 
+PROGRESS_TRIGGER = "struc2map progress"
+"""Fired on the main thread as tiles are done, with ``(done, total)``."""
+RESULT_TRIGGER = "struc2map result"
+"""Fired for each map made with a dict: volume, structure, correlations {label: (correlation, about mean)},
+seconds, and fits (fit.py's FitResult list, empty without ``fit``)."""
+RUN_TRIGGER = "struc2map run"
+"""Fired with True when a run starts and False when it ends (finished, stopped or failed)."""
+
+TORCH_INDEX = "https://download.pytorch.org/whl"
 TORCH_HELP = (
-    "Struc2map needs PyTorch, which is not installed in ChimeraX's Python ({error}). "
-    "Install it into ChimeraX (not into your system Python) by typing 'pip install torch' at ChimeraX's "
-    "command line, or reinstall the bundle with 'toolshed install' so that its dependencies come with it; "
-    "then restart ChimeraX."
+    "Struc2map needs PyTorch, which {problem} in ChimeraX's Python ({error}). "
+    "Type 'pip install torch' at ChimeraX's command line and restart ChimeraX: it installs into this "
+    "ChimeraX version's own package folder (each ChimeraX version needs its own install; about 3 GB with the "
+    "CUDA libraries on Linux, about 250 MB on macOS and Windows, where PyPI's build runs on the CPU). "
+    "For an NVIDIA GPU on Windows, or a CPU-only build on Linux, run ChimeraX's Python from a terminal "
+    "instead: ChimeraX -m pip install --user --upgrade torch --index-url " + TORCH_INDEX + "/cu126 "
+    "(or " + TORCH_INDEX + "/cpu); on Windows the program is ChimeraX-console.exe."
 )
 WEIGHTS_KEYWORD_HELP = " In ChimeraX, name a weights file with the weights keyword: struc2map #1 resolution 3.5 weights NAME.pt"
+MOLMAP_SIGMA_FACTOR = 1 / (math.pi * math.sqrt(2))  # molmap's default standard deviation / resolution
+MOLMAP_CUTOFF = 5  # molmap's default cutoff, in standard deviations
 
-_stop = threading.Event()
+
+@dataclass
+class _Job:
+    """One structure's share of a run: what the worker needs (copied on the main thread) and what it made."""
+
+    structure: object
+    atoms: object
+    xyz: np.ndarray
+    weights: np.ndarray  # element numbers: molmap's weights and the engine's atomic numbers
+    b_factors: np.ndarray
+    name: str
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
+class _Request:
+    """The command's arguments for one run, and what the run has made so far."""
+
+    session: object
+    jobs: list
+    resolution: float
+    weights_path: str | None
+    device: str
+    tile_size: int | None
+    batch_size: int | None
+    compare: object
+    on_grid: object
+    fit: object
+    move_structure: bool
+    grid_spacing: float | None
+    model_id: tuple | None
+    name: str | None
+    volumes: list = field(default_factory=list)
+    current: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    last: float = field(default_factory=time.perf_counter)  # when the last map was opened (or the start)
 
 
 def struc2map(session, structures, resolution: float | None = None, grid_spacing: float | None = None,
-              device: str = "auto", weights: str | None = None, compare=None, on_grid=None,
-              tile_size: int | None = None, batch_size: int | None = None, model_id: tuple | None = None,
-              name: str | None = None) -> list:
-    """Generate an experimental-like map for each structure; returns the opened volumes."""
+              device: str = "auto", weights: str | None = None, compare=None, on_grid=None, fit=None,
+              move_structure: bool = False, tile_size: int | None = None, batch_size: int | None = None,
+              model_id: tuple | None = None, name: str | None = None, wait: bool | None = None):
+    """Generate an experimental-like map for each structure.
+
+    Blocking (no GUI, or ``wait``): returns the opened volumes. In the GUI: starts
+    the run in the background and returns its :class:`background.Run`.
+    """
     if len(structures) == 0:
         raise UserError("No atomic structures were given: name them like #1.")
     if on_grid is not None and grid_spacing is not None:
@@ -53,37 +112,55 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
         raise UserError("modelId and name can be given only when making a map for one structure.")
     if model_id is not None and session.models.have_id(model_id):
         raise UserError(f"Model #{'.'.join(map(str, model_id))} already exists; choose another modelId.")
-    if compare is not None and compare.minimum_surface_level is None:
-        raise UserError(f"Map {compare.name_with_id()} has no contour level to compare within; show it as a "
-                        "surface first.")
+    for keyword, volume in (("compare", compare), ("fit", fit)):
+        if volume is not None and volume.minimum_surface_level is None:
+            raise UserError(f"Map {volume.name_with_id()} has no contour level to {keyword} within; show it "
+                            "as a surface first.")
+    if move_structure and fit is None:
+        raise UserError("moveStructure moves the structure with the fitted map: give a map to fit into with fit #N.")
+    if move_structure and len(structures) > 1:
+        raise UserError("moveStructure can move only one structure: give one.")
+    running = current_run(session)
+    if running is not None:
+        raise UserError("A struc2map run is already going in this session; wait for it to end or type "
+                        "'struc2map stop'.")
     _require_torch()
-    from .errors import Cancelled
-
     with _engine_errors(session):
-        resolution, tiling, loaded = _settings(resolution, device, weights, tile_size, batch_size)
-    _stop.clear()
-    volumes = []
-    for structure in structures:
-        try:
-            with _engine_errors(session):
-                volumes.append(_one_map(session, structure, resolution, loaded, tiling, device, compare,
-                                        on_grid, grid_spacing, model_id, name))
-        except Cancelled:
-            session.logger.info(f"struc2map stopped on request after {len(volumes)} of {len(structures)} maps.")
-            break
-    return volumes
+        from .resolution import check_resolution
+
+        resolution = check_resolution(resolution)  # warns here, once; the worker's check is silent
+    request = _Request(session, [_job(s) for s in structures], resolution, weights, device, tile_size, batch_size,
+                       compare, on_grid, fit, move_structure, grid_spacing, model_id, name)
+    run = Run(session, lambda emit, should_stop: _work(request, emit, should_stop),
+              lambda event: _on_event(request, run, event), lambda error: _on_end(request, run, error),
+              poll=lambda: _check_models(request, run))
+    triggers = struc2map_triggers(session)
+    blocking = not session.ui.is_gui if wait is None else wait
+    if blocking:
+        triggers.activate_trigger(RUN_TRIGGER, True)
+        run.run_blocking()
+        return request.volumes
+    run.start_in_background()
+    triggers.activate_trigger(RUN_TRIGGER, True)
+    session.logger.status(f"struc2map: started on {len(structures)} structure{'s' * (len(structures) > 1)}; "
+                          "'struc2map stop' stops it")
+    return run
 
 
 def request_stop(session) -> None:
-    """Ask a running struc2map to stop after its current batch of tiles (``struc2map stop``, the Stop button)."""
-    _stop.set()
+    """Stop the session's running struc2map at its next check (``struc2map stop``, the Stop button)."""
+    run = current_run(session)
+    if run is None:
+        session.logger.info("No struc2map run is going.")
+        return
+    run.stop("on request")
     session.logger.status("struc2map: stopping after the current batch of tiles")
 
 
 def struc2map_triggers(session):
-    """The session's trigger set, with struc2map's progress and result triggers added if missing."""
+    """The session's trigger set, with struc2map's triggers added if missing."""
     triggers = session.triggers
-    for trigger in (PROGRESS_TRIGGER, RESULT_TRIGGER):
+    for trigger in (PROGRESS_TRIGGER, RESULT_TRIGGER, RUN_TRIGGER):
         if not triggers.has_trigger(trigger):
             triggers.add_trigger(trigger)
     return triggers
@@ -92,15 +169,16 @@ def struc2map_triggers(session):
 def register_command(logger) -> None:
     """Register ``struc2map`` and ``struc2map stop`` with ChimeraX's command parser."""
     from chimerax.atomic import AtomicStructuresArg
-    from chimerax.core.commands import (CmdDesc, FloatArg, IntArg, ModelIdArg, OpenFileNameArg, PositiveFloatArg,
-                                        StringArg, register)
+    from chimerax.core.commands import (BoolArg, CmdDesc, FloatArg, IntArg, ModelIdArg, OpenFileNameArg,
+                                        PositiveFloatArg, StringArg, register)
     from chimerax.map import MapArg
 
     desc = CmdDesc(
         required=[("structures", AtomicStructuresArg)],
         keyword=[("resolution", FloatArg), ("grid_spacing", PositiveFloatArg), ("device", StringArg),
-                 ("weights", OpenFileNameArg), ("compare", MapArg), ("on_grid", MapArg), ("tile_size", IntArg),
-                 ("batch_size", IntArg), ("model_id", ModelIdArg), ("name", StringArg)],
+                 ("weights", OpenFileNameArg), ("compare", MapArg), ("on_grid", MapArg), ("fit", MapArg),
+                 ("move_structure", BoolArg), ("tile_size", IntArg), ("batch_size", IntArg),
+                 ("model_id", ModelIdArg), ("name", StringArg), ("wait", BoolArg)],
         required_arguments=["resolution"],
         synopsis="generate an experimental-like cryo-EM map from an atomic model (struc2mapGAN)")
     register("struc2map", desc, struc2map, logger=logger)
@@ -108,11 +186,31 @@ def register_command(logger) -> None:
              request_stop, logger=logger)
 
 
+# --- main thread: before the run --------------------------------------------------------------------------
+
 def _require_torch() -> None:
+    """A UserError saying what to type when torch is not installed (a cheap check: torch loads on the worker)."""
+    if importlib.util.find_spec("torch") is None:
+        raise UserError(TORCH_HELP.format(problem="is not installed", error="no module named 'torch'"))
+
+
+def _import_torch() -> None:
+    """Import torch (on the worker); a broken install (e.g. a missing CUDA library) says what to type."""
     try:
         import torch  # noqa: F401
-    except ImportError as err:
-        raise UserError(TORCH_HELP.format(error=err)) from None
+    except (ImportError, OSError) as err:
+        raise UserError(TORCH_HELP.format(problem="cannot be loaded", error=err)) from None
+
+
+def _job(structure) -> _Job:
+    """The structure's atoms without hydrogen and deuterium (the generator was trained without them),
+    with copies of their coordinates (the structure's own frame) and element numbers for the worker."""
+    atoms = structure.atoms
+    heavy = atoms.filter(atoms.element_numbers != 1)
+    if len(heavy) == 0:
+        raise UserError(f"{structure} has no atoms other than hydrogens to make a map from.")
+    return _Job(structure, heavy, np.array(heavy.coords, np.float32), np.array(heavy.element_numbers, np.float32),
+                np.array(heavy.bfactors, np.float32), structure.name)
 
 
 @contextmanager
@@ -137,108 +235,187 @@ def _engine_errors(session):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _settings(resolution, device, weights_path, tile_size, batch_size):
-    """Checked resolution, tiling and loaded weights; the device is checked here so a bad one fails fast."""
-    from .resolution import check_resolution
+# --- worker thread (or the caller's, when blocking): no session access ------------------------------------
+
+def _work(request: _Request, emit, should_stop) -> None:
+    """Import torch, load the weights, then per structure: molmap input, generator, low-pass; emits events."""
+    from .errors import Cancelled, Struc2mapError
+
+    _import_torch()
+    try:
+        tiling, loaded = _settings(request)
+        for index, job in enumerate(request.jobs):
+            if should_stop():
+                return
+            emit(("status", index, "voxelizing the atoms (molmap)"))
+            simulated = _simulated_input(job, loaded, request.resolution)
+            nx, ny, nz = simulated.shape_xyz
+            emit(("status", index, f"running the generator on {nx}×{ny}×{nz} voxels"))
+            with warnings.catch_warnings():  # the command warned about the resolution already
+                warnings.filterwarnings("ignore", "Resolution .* is outside", UserWarning)
+                generated, report = _generate(request, job, index, simulated, loaded, tiling, emit, should_stop)
+            emit(("map", index, generated, report))
+    except Cancelled:
+        return
+    except Struc2mapError as err:
+        raise UserError(str(err)) from None
+
+
+def _settings(request: _Request):
+    """Checked tiling (the device is checked here so a bad one fails before any work) and loaded weights."""
     from .tiling import TilingConfig, resolve_device
     from .weights_io import load_weights_or_shipped
 
-    resolution = check_resolution(resolution, warn=False)  # generate_from_input warns, once per map
     tiling = TilingConfig()
-    if tile_size is not None:
-        tiling.tile_size = tile_size
-    if batch_size is not None:
-        tiling.batch_size = batch_size
+    if request.tile_size is not None:
+        tiling.tile_size = request.tile_size
+    if request.batch_size is not None:
+        tiling.batch_size = request.batch_size
     tiling.check()
-    resolve_device(device)
-    return resolution, tiling, load_weights_or_shipped(weights_path, missing_hint=WEIGHTS_KEYWORD_HELP)
+    resolve_device(request.device)
+    return tiling, load_weights_or_shipped(request.weights_path, missing_hint=WEIGHTS_KEYWORD_HELP)
 
 
-def _heavy_atoms(structure):
-    """The structure's atoms without hydrogen and deuterium (the generator was trained without them)."""
-    atoms = structure.atoms
-    heavy = atoms.filter(atoms.element_numbers != 1)
-    if len(heavy) == 0:
-        raise UserError(f"{structure} has no atoms other than hydrogens to make a map from.")
-    return heavy
+def _simulated_input(job: _Job, weights, resolution: float):
+    """ChimeraX's molmap of the atoms at the generator's input resolution and grid spacing, padded for the
+    target resolution: the grid and Gaussians of ChimeraX's molmap code, on copied coordinates."""
+    from chimerax.map.molmap import add_gaussians, bounding_grid
 
-
-def _simulated_input(session, atoms, weights, resolution: float):
-    """ChimeraX's molmap of the atoms at the generator's input resolution and grid, as an engine MapData."""
-    from chimerax.map.molmap import molmap
-
-    from .generate import edge_padding, input_settings
+    from .generate import check_memory, edge_padding, input_settings
     from .grid import MapData
 
     input_resolution, spacing = input_settings(weights)
-    volume = molmap(session, atoms, input_resolution, grid_spacing=spacing,
-                    edge_padding=edge_padding(weights, resolution), open_model=False, replace=False)
-    try:
-        return MapData(volume.full_matrix(), volume.data.origin, volume.data.step)
-    finally:
-        volume.delete()
+    grid = bounding_grid(job.xyz, spacing, edge_padding(weights, resolution))
+    check_memory(grid.full_matrix().shape)
+    add_gaussians(grid, job.xyz, job.weights, input_resolution * MOLMAP_SIGMA_FACTOR, MOLMAP_CUTOFF)
+    return MapData(grid.full_matrix(), grid.origin, grid.step)
 
 
-def _one_map(session, structure, resolution, weights, tiling, device, compare, on_grid, grid_spacing,
-             model_id, name):
+def _generate(request, job, index, simulated, weights, tiling, emit, should_stop):
     from .generate import generate_from_input
 
-    started = time.perf_counter()
-    atoms = _heavy_atoms(structure)
-    simulated = _simulated_input(session, atoms, weights, resolution)
-    triggers = struc2map_triggers(session)
+    # The molmap grid is in the structure's own coordinates (job.xyz), where the engine masks.
+    return generate_from_input(simulated, request.resolution, weights, coords=job.xyz, atomic_numbers=job.weights,
+                               b_factors=job.b_factors, tiling=tiling, device=request.device, should_stop=should_stop,
+                               progress=lambda done, total: emit(("progress", index, done, total)))
 
-    def progress(done: int, total: int) -> None:
-        session.logger.status(f"struc2map {structure.name}: {done} of {total} tiles")
-        triggers.activate_trigger(PROGRESS_TRIGGER, (done, total))
-        if session.ui.is_gui:
-            session.ui.processEvents()  # repaint the status line and progress bar, and see Stop clicks
 
-    nx, ny, nz = simulated.shape_xyz
-    session.logger.status(f"struc2map {structure.name}: running the generator on {nx}×{ny}×{nz} voxels")
-    # The molmap grid is in the structure's own coordinates (atoms.coords), where the engine masks.
-    generated, report = generate_from_input(simulated, resolution, weights, coords=atoms.coords,
-                                            atomic_numbers=atoms.element_numbers, b_factors=atoms.bfactors,
-                                            tiling=tiling, device=device, progress=progress,
-                                            should_stop=_stop.is_set)
-    volume = _volume(session, generated, structure, on_grid, grid_spacing, model_id,
-                     name or f"{structure.name} struc2map {resolution:g}")
-    reference = _reference_molmap(session, atoms, resolution, volume)
+# --- main thread: events, checks and the end --------------------------------------------------------------
+
+def _on_event(request: _Request, run: Run, event) -> None:
+    session = request.session
+    kind, index = event[0], event[1]
+    job = request.jobs[index]
+    request.current = index
+    if kind == "status":
+        session.logger.status(f"struc2map {job.name}: {event[2]}")
+    elif kind == "progress":
+        job.done, job.total = event[2], event[3]
+        session.logger.status(f"struc2map {job.name}: {job.done} of {job.total} tiles")
+        struc2map_triggers(session).activate_trigger(PROGRESS_TRIGGER, (job.done, job.total))
+    elif kind == "map" and not run.stopping:  # a map finished as Stop was asked for is not opened
+        _check_models(request, run)
+        if not run.stopping:
+            request.volumes.append(_open_map(request, job, event[2], event[3]))
+
+
+def _check_models(request: _Request, run: Run) -> None:
+    """End the run if a model it needs was closed (a structure not yet mapped, or a map it compares with)."""
+    pending = [job.structure for job in request.jobs[request.current:]]
+    for model in pending + [m for m in (request.compare, request.on_grid, request.fit) if m is not None]:
+        if model.deleted:
+            run.stop(f"{getattr(model, 'name', 'a model')} was closed")
+            return
+
+
+def _on_end(request: _Request, run: Run, error: BaseException | None) -> None:
+    session = request.session
+    struc2map_triggers(session).activate_trigger(RUN_TRIGGER, False)
+    if error is not None:
+        if run.in_background:  # no caller to raise to (when blocking, the caller gets the error)
+            if isinstance(error, UserError):
+                session.logger.error(f"struc2map: {error}")
+            else:
+                session.logger.report_exception(preface="struc2map failed",
+                                                exc_info=(type(error), error, error.__traceback__))
+        return
+    n, made = len(request.jobs), len(request.volumes)
+    if run.stop_reason is not None:
+        job = request.jobs[min(made, n - 1)]
+        where = f"; {job.name}: {job.done} of {job.total} tiles done, no map opened for it" if made < n else ""
+        reason = run.stop_reason if run.stop_reason.startswith("on ") else f"because {run.stop_reason}"
+        session.logger.info(f"struc2map stopped {reason} after {made} of {n} maps{where}.")
+        session.logger.status(f"struc2map stopped after {made} of {n} maps")
+    elif n > 1:
+        session.logger.status(f"struc2map: {made} maps in {time.perf_counter() - request.started:.1f} s")
+
+
+# --- main thread: opening a finished map ------------------------------------------------------------------
+
+def _open_map(request: _Request, job: _Job, generated, report):
+    session, structure = request.session, job.structure
+    if request.model_id is not None and session.models.have_id(request.model_id):
+        raise UserError(f"Model #{'.'.join(map(str, request.model_id))} was opened during the run; the map was "
+                        "not opened.")
+    name = request.name or f"{structure.name} struc2map {request.resolution:g}"
+    volume = _volume(session, generated, structure, request.on_grid, request.grid_spacing, name)
+    reference = _reference_molmap(session, job.atoms, request.resolution, volume)
     try:
         volume.set_parameters(surface_levels=[_matching_level(volume, reference)])
+        if request.model_id is not None:
+            volume.id = request.model_id  # as volume_from_grid_data(model_id=...) does
         session.models.add([volume])
-        scores = _correlations(structure, atoms, resolution, volume, reference, compare)
+        scores = _correlations(structure, job.atoms, request.resolution, volume, reference, request.compare)
+        fits = []
+        if request.fit is not None:
+            from .fit import fit_table, fit_volumes
+
+            fits = fit_volumes(session, volume, reference, request.fit, job.atoms, request.resolution,
+                               structure if request.move_structure else None)
     finally:
         reference.delete()
-    seconds = time.perf_counter() - started
-    session.logger.info(_table(structure, atoms, volume, report, scores, seconds), is_html=True)
+    now = time.perf_counter()
+    seconds, request.last = now - request.last, now
+    session.logger.info(_table(structure, job.atoms, volume, report, scores, seconds), is_html=True)
+    if fits:
+        session.logger.info(fit_table(volume, request.fit, request.resolution, fits), is_html=True)
     session.logger.status(f"struc2map {structure.name}: map #{volume.id_string} in {seconds:.1f} s")
-    triggers.activate_trigger(RESULT_TRIGGER, {"volume": volume, "structure": structure, "seconds": seconds,
-                                               "correlations": {label: values for label, _, values in scores}})
+    struc2map_triggers(session).activate_trigger(
+        RESULT_TRIGGER, {"volume": volume, "structure": structure, "seconds": seconds, "fits": fits,
+                         "correlations": {label: values for label, _, values in scores}})
     return volume
 
 
-def _volume(session, generated, structure, on_grid, grid_spacing, model_id, name: str):
-    """The generated map as a (not yet opened) Volume placed like the structure, resampled if asked to."""
+def _volume(session, generated, structure, on_grid, grid_spacing, name: str):
+    """The generated map as a (not yet opened) Volume placed like the structure in the scene, resampled if
+    asked to (onto another map's grid, placed like that map)."""
     from chimerax.map import volume_from_grid_data
     from chimerax.map_data import ArrayGridData
 
     grid = ArrayGridData(np.ascontiguousarray(generated.array, dtype=np.float32), origin=tuple(generated.origin),
                          step=tuple(generated.voxel_size), name=name)
-    resample = on_grid is not None or grid_spacing is not None
-    volume = volume_from_grid_data(grid, session, style="surface", open_model=False,
-                                   model_id=None if resample else model_id, show_dialog=False)
-    volume.position = structure.position
-    if not resample:
+    volume = volume_from_grid_data(grid, session, style="surface", open_model=False, show_dialog=False)
+    volume.position = structure.scene_position  # opened at the top level, where position is the scene position
+    if on_grid is None and grid_spacing is None:
         return volume
-    from chimerax.map_filter.vopcommand import combine_operation
-
-    # What 'volume resample' does: interpolate onto the other map's grid, or this one's at another spacing.
-    spacing = None if grid_spacing is None else (grid_spacing,) * 3
-    resampled = combine_operation([volume], "add", "all", 1, on_grid or volume, "all", 1, spacing, None,
-                                  False, False, None, model_id, session, hide_maps=False, open_model=False)
+    target = on_grid or volume
+    resampled = _resampled(session, volume, target, None if grid_spacing is None else (grid_spacing,) * 3)
     volume.delete()
     resampled.name = name
+    return resampled
+
+
+def _resampled(session, volume, target, spacing):
+    """``volume resample #volume onGrid #target [spacing s]`` with public Volume methods: a zero grid like the
+    target's whole grid (at ``spacing`` if given), placed like the target in the scene, plus ``volume``'s
+    values interpolated at its points."""
+    from chimerax.map import volume_from_grid_data
+
+    region = target.subregion(step=1, subregion="all")
+    grid = target.region_grid(region, value_type=np.float32, new_spacing=spacing, clamp=False)
+    resampled = volume_from_grid_data(grid, session, style="surface", open_model=False, show_dialog=False)
+    resampled.position = target.scene_position
+    resampled.add_interpolated_values(volume)
     return resampled
 
 

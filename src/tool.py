@@ -1,8 +1,11 @@
 """The Struc2mapGAN panel (Tools > Volume Data > Struc2mapGAN): a form for the ``struc2map`` command.
 
 Run builds the command text and runs it, so the log holds a command anyone can
-repeat. The progress bar and the last map's correlations follow the command's
-triggers; Stop asks the running command to stop after its current batch of tiles.
+repeat; in the GUI the command returns at once and the work goes on in the
+background. The buttons, the progress bar and the last map's scores follow the
+command's triggers, so they also follow a run typed at the command line; Stop
+stops whichever run is going (as ``struc2map stop`` does). The panel touches its
+widgets only from those triggers, whose handlers it removes when it closes.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ NO_MAP = "none"
 
 
 class Struc2mapTool(ToolInstance):
-    """Structure, resolution, device and comparison map; Run, Stop and Help; progress; last result."""
+    """Structure, resolution, device, comparison map and map to fit into; Run, Stop and Help; progress;
+    last result."""
 
     SESSION_ENDURING = False
     SESSION_SAVE = False
@@ -31,7 +35,7 @@ class Struc2mapTool(ToolInstance):
         self.tool_window.manage("side")
 
     def _build_ui(self, area) -> None:
-        from Qt.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+        from Qt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                                   QPushButton, QVBoxLayout)
 
         self.structure_menu = QComboBox()
@@ -44,11 +48,15 @@ class Struc2mapTool(ToolInstance):
         self.device_menu = QComboBox()
         self.device_menu.addItems(DEVICES)
         self.compare_menu = QComboBox()
+        self.fit_menu = QComboBox()
+        self.move_structure = QCheckBox("Move the structure with the fit")
         form = QFormLayout()
         form.addRow("Structure", self.structure_menu)
         form.addRow("Resolution", self.resolution)
         form.addRow("Device", self.device_menu)
         form.addRow("Compare with map", self.compare_menu)
+        form.addRow("Fit into map", self.fit_menu)
+        form.addRow("", self.move_structure)
 
         self.run_button = QPushButton("Run")
         self.stop_button = QPushButton("Stop")
@@ -77,14 +85,17 @@ class Struc2mapTool(ToolInstance):
     def _add_handlers(self, session) -> list:
         from chimerax.core.models import ADD_MODELS, MODEL_ID_CHANGED, MODEL_NAME_CHANGED, REMOVE_MODELS
 
-        from .cmd import PROGRESS_TRIGGER, RESULT_TRIGGER, struc2map_triggers
+        from .background import current_run
+        from .cmd import PROGRESS_TRIGGER, RESULT_TRIGGER, RUN_TRIGGER, struc2map_triggers
 
         triggers = struc2map_triggers(session)
         refresh = lambda *_: self._fill_model_menus()  # noqa: E731
+        self._set_running(current_run(session) is not None)  # a run typed before the panel opened
         return ([triggers.add_handler(t, refresh)
                  for t in (ADD_MODELS, REMOVE_MODELS, MODEL_ID_CHANGED, MODEL_NAME_CHANGED)]
                 + [triggers.add_handler(PROGRESS_TRIGGER, self._show_progress),
-                   triggers.add_handler(RESULT_TRIGGER, self._show_result)])
+                   triggers.add_handler(RESULT_TRIGGER, self._show_result),
+                   triggers.add_handler(RUN_TRIGGER, lambda _name, running: self._set_running(running))])
 
     def _fill_model_menus(self) -> None:
         """List open atomic structures and maps as "#id name", keeping the current choices."""
@@ -92,7 +103,8 @@ class Struc2mapTool(ToolInstance):
         from chimerax.map import Volume
 
         models = self.session.models.list()
-        for menu, kind, extra in ((self.structure_menu, AtomicStructure, []), (self.compare_menu, Volume, [NO_MAP])):
+        for menu, kind, extra in ((self.structure_menu, AtomicStructure, []), (self.compare_menu, Volume, [NO_MAP]),
+                                  (self.fit_menu, Volume, [NO_MAP])):
             current = menu.currentData()
             menu.clear()
             for label in extra:
@@ -114,21 +126,20 @@ class Struc2mapTool(ToolInstance):
         compare = self.compare_menu.currentData()
         if compare is not None:
             text += f" compare {compare}"
+        fit = self.fit_menu.currentData()
+        if fit is not None:
+            text += f" fit {fit}" + (" moveStructure true" if self.move_structure.isChecked() else "")
         return text
 
     def run_command(self) -> None:
-        """Run the command text (logged like a typed command); buttons reflect the run."""
+        """Run the command text (logged like a typed command); the buttons follow the run's triggers."""
         from chimerax.core.commands import run
 
         text = self.command_text()
         if text is None:
             self.session.logger.status("Open an atomic structure to make a map from.", color="red")
             return
-        self._set_running(True)
-        try:
-            run(self.session, text)
-        finally:
-            self._set_running(False)
+        run(self.session, text)
 
     def stop(self) -> None:
         from .cmd import request_stop
@@ -145,6 +156,8 @@ class Struc2mapTool(ToolInstance):
         self.stop_button.setEnabled(running)
         if running:
             self.progress.setRange(0, 0)  # busy until the first batch of tiles reports
+        elif self.progress.maximum() == 0:  # ended before any tiles: not busy any more
+            self.progress.setRange(0, 1)
 
     def _show_progress(self, _trigger, data) -> None:
         done, total = data
@@ -156,6 +169,8 @@ class Struc2mapTool(ToolInstance):
         lines = [f"#{volume.id_string} {volume.name} ({data['seconds']:.1f} s)"]
         lines += [f"vs {label}: correlation {c:.3f}, about mean {cm:.3f}"
                   for label, (c, cm) in data["correlations"].items()]
+        lines += [f"fit {f.label}: about mean {f.before[1]:.3f} → {f.after[1]:.3f}, shift {f.shift:.2f} Å, "
+                  f"rotation {f.rotation:.1f}°" for f in data.get("fits", [])]
         self.result.setText("\n".join(lines))
 
     def delete(self) -> None:

@@ -5,7 +5,7 @@ UI a nogui session needs) nor per-bundle install metadata, so the toolshed knows
 built-in bundle. This module supplies a tiny text UI, points ``chimerax.app_dirs`` at
 a temporary folder, and registers the built-in commands the tests use by calling
 their registration functions directly: ``molmap``, ``fitmap``, ``measure correlation``,
-``volume``, and ``open`` for PDB, mmCIF and (uncompressed, as in ChimeraX) CCP4/MRC
+``volume`` (with ``volume resample`` and the other filters), and ``open`` for PDB, mmCIF and (uncompressed, as in ChimeraX) CCP4/MRC
 files. ``open_pdb`` opens a model directly; ``volume_from_mapdata`` turns an engine
 map into a ChimeraX Volume.
 
@@ -188,11 +188,13 @@ def _register_open_command(session) -> None:
 def _register_commands(session) -> None:
     from chimerax.map import register_volume_command
     from chimerax.map.molmap import register_molmap_command
+    from chimerax.map_filter.vopcommand import register_volume_filtering_subcommands
     from chimerax.map_fit import register_fitmap_command
     from chimerax.std_commands import measure_correlation
 
     logger = session.logger
     register_volume_command(logger)
+    register_volume_filtering_subcommands(logger)
     register_molmap_command(logger)
     register_fitmap_command(logger)
     measure_correlation.register_command(logger)

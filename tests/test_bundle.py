@@ -5,8 +5,13 @@
   installed metadata, registers ``struc2map`` lazily on first use, carries its help pages
   and weights, and runs (in a subprocess, so this session stays clean).
 - ``struc2map`` run through ChimeraX's command parser on a real model and map: the
-  volume's grid, origin and position; the logged table against ChimeraX's own
-  ``measure correlation``; onGrid, gridSpacing, several structures, stop; errors.
+  volume's grid, origin and position (also for a submodel under a moved parent); the
+  logged table against ChimeraX's own ``measure correlation``; onGrid and gridSpacing
+  against ChimeraX's ``volume resample``; several structures, stop; errors; ``fit``
+  against ChimeraX's own ``fitmap``.
+- Background runs as in the GUI: the wheel has no GUI, so the test UI says ``is_gui``
+  and the tests fire the ``'new frame'`` trigger as ChimeraX's redraw loop does; the
+  worker thread, the trigger set, the models and the commands are real.
 
 The generator is ``tiny_weights``, small and randomly initialised: its maps mean
 nothing, so the tests check placement and bookkeeping, not map quality.
@@ -18,6 +23,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +95,7 @@ def test_real_pair_volume_grid_position_and_logged_correlations(cx, data_dir, ti
     (html,) = [h for h in cx.capture.html if "struc2map map" in h]
 
     assert volume.id == (3,) and volume.name == "5me2.pdb struc2map 3.5"
-    assert volume.position == structure.position
+    assert volume.scene_position == structure.scene_position
     # The generator's input: ChimeraX's molmap at 2 Å on a 1 Å grid with 3 × 3.5 Å of padding (5me2 has no H).
     simulated = run(cx, "molmap #1 2 gridSpacing 1 edgePadding 10.5")
     assert volume.data.step == (1.0, 1.0, 1.0)
@@ -118,7 +125,7 @@ def test_map_is_placed_with_a_moved_structure(cx, data_dir, tiny_weights):
     structure.position = translation((30, -20, 5)) * rotation((1, 1, 0), 70, center=(10, 0, 0))
     (volume,) = run(cx, f"struc2map #1 resolution 4 weights {tiny_weights.path} name frag modelId 7")
     assert volume.id == (7,) and volume.name == "frag"
-    assert volume.position == structure.position
+    assert volume.scene_position == structure.scene_position
     # every atom lies inside the grid with the padding, in the volume's own coordinates
     ijk = volume.data.xyz_to_ijk(volume.position.inverse() * structure.atoms.scene_coords)
     size = np.array(volume.data.size)
@@ -158,6 +165,11 @@ def test_on_grid_and_grid_spacing_resample(cx, data_dir, tiny_weights, tmp_path)
     assert np.ptp(on_grid.full_matrix()) > 0
 
     (plain,) = run(cx, f"struc2map #1 resolution 4 weights {w}")
+    # the same as ChimeraX's own 'volume resample' (the bundle uses only public Volume methods for it)
+    resampled = run(cx, f"volume resample #{plain.id_string} onGrid #2")
+    assert resampled.data.size == on_grid.data.size and resampled.position == on_grid.position
+    assert np.allclose(resampled.full_matrix(), on_grid.full_matrix(), atol=1e-6)
+    cx.models.close([resampled])
     (coarse,) = run(cx, f"struc2map #1 resolution 4 gridSpacing 2 weights {w}")
     assert coarse.data.step == (2.0, 2.0, 2.0) and np.allclose(coarse.data.origin, plain.data.origin)
     assert coarse.data.size == tuple(n // 2 for n in plain.data.size)  # ChimeraX's region_grid rule
@@ -265,9 +277,28 @@ def test_missing_weights_say_where_they_should_be(cx, data_dir, monkeypatch):
 def test_missing_torch_says_how_to_install_it(cx, data_dir, monkeypatch, tiny_weights):
     monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` meets when PyTorch is absent
     open_pdb(cx, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
-    with pytest.raises(UserError, match="pip install torch") as err:
+    with pytest.raises(UserError, match="is not installed") as err:
         run(cx, f"struc2map #1 resolution 4 weights {tiny_weights.path}")
-    assert "toolshed install" in str(err.value)
+    # what to type in ChimeraX, and the terminal command for other builds
+    assert "Type 'pip install torch' at ChimeraX's command line" in str(err.value)
+    assert "ChimeraX -m pip install --user --upgrade torch --index-url https://download.pytorch.org/whl/cu126" \
+        in str(err.value)
+
+
+def test_broken_torch_says_what_to_type(cx, data_dir, monkeypatch, tiny_weights):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kw):  # what a torch with a missing CUDA library raises on import
+        if name == "torch":
+            raise OSError("libcudnn.so.9: cannot open shared object file")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    open_pdb(cx, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+    with pytest.raises(UserError, match="cannot be loaded .*libcudnn.*Type 'pip install torch'"):
+        run(cx, f"struc2map #1 resolution 4 weights {tiny_weights.path}")
 
 
 def test_smoke_script_runs_as_chimerax_runs_scripts(cx, data_dir, tiny_weights, capsys):
@@ -279,6 +310,206 @@ def test_smoke_script_runs_as_chimerax_runs_scripts(cx, data_dir, tiny_weights, 
     with open(script, "rb") as stream:  # what `chimerax --nogui --exit --script "..."` does with the file
         open_python_script(cx, stream, script.name, argv=argv)
     assert "struc2map smoke test passed" in capsys.readouterr().out
+
+
+def test_submodel_under_a_moved_parent_is_placed_in_the_scene(cx, data_dir, tmp_path):
+    from chimerax.core.models import Model
+    from chimerax.geometry import rotation, translation
+
+    from chimerax.struc2map.network import Generator
+    from chimerax.struc2map.weights_io import save_weights
+
+    torch.manual_seed(0)  # weights trained on masked targets: density at the atoms, exactly zero far away
+    weights = save_weights(tmp_path / "masked", Generator((4, 8, 16, 32)),
+                           {"output": {"normalisation": "minmax", "resolution": 3.0, "mask_radius": 3.0}})
+    group = Model("group", cx)
+    cx.models.add([group])
+    structure = open_pdb(cx, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")[0]
+    cx.models.remove([structure])
+    cx.models.add([structure], parent=group)
+    group.position = translation((25, -10, 40)) * rotation((0, 1, 1), 50)
+    structure.position = translation((3, 4, -5))
+    (volume,) = run(cx, f"struc2map #{structure.id_string} resolution 3 weights {weights}")
+    assert structure.id == (1, 1) and volume.scene_position == structure.scene_position
+    assert volume.scene_position != structure.position  # the parent's motion counts
+    values = volume.interpolated_values(structure.atoms.scene_coords, cx.models.scene_root_model.scene_position)
+    assert np.count_nonzero(values) == len(values)  # density at every atom where the scene has it
+    # the logged molmap correlation is ChimeraX's own molmap of the atoms where they are in the scene
+    reference = run(cx, f"molmap #{structure.id_string} 3 onGrid #{volume.id_string}")
+    expected = run(cx, f"measure correlation #{reference.id_string} inMap #{volume.id_string}")
+    (html,) = [h for h in cx.capture.html if "struc2map map" in h]
+    assert _logged_scores(html)["molmap 3 Å"] == pytest.approx(expected, rel=1e-3)
+    envelope = reference.full_matrix() >= reference.minimum_surface_level  # same grid as the generated map
+    assert np.count_nonzero(volume.full_matrix()[envelope]) == np.count_nonzero(envelope)  # molmap lies in the mask
+
+
+# --- Background runs, as in the GUI -------------------------------------------------------------------------
+
+@pytest.fixture
+def gui(cx):
+    """The session for runs as in the GUI: the commands say ``wait false`` (the GUI's default; the wheel
+    has no GUI) and the tests fire 'new frame' as the GUI's redraw loop does (``_frames``)."""
+    return cx
+
+
+def _frames(session, background, until=None, timeout: float = 300) -> int:
+    """Fire 'new frame' about 60 times a second, as ChimeraX's redraw loop does, until the run has ended
+    (or ``until()``); returns how many frames the main thread drew meanwhile."""
+    deadline, frames = time.monotonic() + timeout, 0
+    while not background.ended and not (until is not None and until()):
+        assert time.monotonic() < deadline, "the background run did not end"
+        session.triggers.activate_trigger("new frame", None)
+        frames += 1
+        time.sleep(1 / 60)
+    return frames
+
+
+def _record(session, trigger: str) -> tuple[list, object]:
+    from chimerax.struc2map.cmd import struc2map_triggers
+
+    seen = []
+    handler = struc2map_triggers(session).add_handler(
+        trigger, lambda _name, data: seen.append((data, threading.current_thread() is threading.main_thread())))
+    return seen, handler
+
+
+def test_gui_run_returns_at_once_and_opens_the_map_on_the_main_thread(gui, data_dir, tiny_weights):
+    from chimerax.struc2map.background import Run
+    from chimerax.struc2map.cmd import PROGRESS_TRIGGER, RESULT_TRIGGER, RUN_TRIGGER
+
+    open_pdb(gui, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
+    progress, h1 = _record(gui, PROGRESS_TRIGGER)
+    results, h2 = _record(gui, RESULT_TRIGGER)
+    states, h3 = _record(gui, RUN_TRIGGER)
+    try:
+        started = time.monotonic()
+        background = run(gui, f"struc2map #1 resolution 3.5 batchSize 1 weights {tiny_weights.path} wait false")
+        returned = time.monotonic() - started
+        assert isinstance(background, Run) and background.in_background and not background.ended
+        assert _volumes(gui) == [] and states == [(True, True)]
+        frames = _frames(gui, background)
+    finally:
+        for h in (h1, h2, h3):
+            h.remove()
+    (volume,) = _volumes(gui)
+    assert returned < 1.0 and frames > 20  # the main thread drew frames while the generator ran
+    assert len(progress) > 10 and all(main for _, main in progress)  # reported on the main thread
+    assert progress[-1][0][0] == progress[-1][0][1]
+    assert [(data["volume"], main) for data, main in results] == [(volume, True)]
+    assert states == [(True, True), (False, True)]
+    assert sum("struc2map map" in h for h in gui.capture.html) == 1
+    # the same map as a blocking run ('wait true': the command returns the maps)
+    (blocking,) = run(gui, f"struc2map #1 resolution 3.5 batchSize 1 weights {tiny_weights.path} wait true")
+    assert np.allclose(blocking.full_matrix(), volume.full_matrix(), atol=1e-6)
+
+
+def _start_and_wait_for_tiles(session, command: str):
+    from chimerax.struc2map.cmd import PROGRESS_TRIGGER
+
+    progress, handler = _record(session, PROGRESS_TRIGGER)
+    background = run(session, command)
+    _frames(session, background, until=lambda: len(progress) >= 2)
+    handler.remove()
+    assert not background.ended, "the run ended before it could be interrupted"
+    return background
+
+
+def test_typed_stop_during_a_gui_run(gui, data_dir, tiny_weights):
+    open_pdb(gui, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
+    background = _start_and_wait_for_tiles(gui, f"struc2map #1 resolution 3.5 batchSize 1 weights {tiny_weights.path} "
+                                                   "wait false")
+    run(gui, "struc2map stop")  # typed while the run goes on: the command line is free
+    _frames(gui, background)
+    assert _volumes(gui) == [] and background.stop_reason == "on request"
+    line = [m for _, m in gui.test_log.messages if "struc2map stopped on request after" in m][-1]
+    assert re.fullmatch(r"struc2map stopped on request after 0 of 1 maps; 5me2.pdb: \d+ of \d+ tiles done, "
+                        r"no map opened for it.\n?", line), line
+    run(gui, "struc2map stop")  # nothing to stop: says so
+    assert gui.test_log.messages[-1][1].startswith("No struc2map run is going")
+
+
+def test_one_run_at_a_time_and_a_closed_structure_ends_the_run(gui, data_dir, tiny_weights):
+    path = data_dir / "haemoglobin_emd3488" / "5me2.pdb"
+    open_pdb(gui, path), open_pdb(gui, path)
+    background = _start_and_wait_for_tiles(gui, f"struc2map #1,2 resolution 3.5 batchSize 1 "
+                                                f"weights {tiny_weights.path} wait false")
+    with pytest.raises(UserError, match="already going"):
+        run(gui, f"struc2map #2 resolution 3.5 weights {tiny_weights.path}")
+    assert not background.stopping  # the refused command did not touch the running one
+    gui.models.close([gui.models.list()[0]])  # the structure being worked on
+    _frames(gui, background)
+    assert _volumes(gui) == []
+    assert any(re.match(r"struc2map stopped because 5me2.pdb was closed after 0 of 2 maps", m)
+               for _, m in gui.test_log.messages)
+    assert not any(level >= gui.test_log.LEVEL_ERROR for level, _ in gui.test_log.messages[-5:])
+    # the session is free again
+    assert len(run(gui, f"struc2map #2 resolution 3.5 weights {tiny_weights.path} wait true")) == 1
+
+
+def test_closing_the_session_mid_run_is_safe(gui, data_dir, tiny_weights):
+    open_pdb(gui, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
+    background = _start_and_wait_for_tiles(gui, f"struc2map #1 resolution 3.5 batchSize 1 "
+                                                f"weights {tiny_weights.path} wait false")
+    gui.reset()  # what 'close session' does
+    _frames(gui, background)
+    assert gui.models.list() == [] and background.wait(5)
+    assert any("struc2map stopped because 5me2.pdb was closed" in m for _, m in gui.test_log.messages)
+
+
+def test_gui_run_errors_go_to_the_log(gui, data_dir, tiny_weights):
+    open_pdb(gui, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+    background = run(gui, f"struc2map #1 resolution 3.5 device quantum weights {tiny_weights.path} wait false")
+    _frames(gui, background)  # no caller to raise to: the error is logged
+    assert _volumes(gui) == []
+    assert any(level >= gui.test_log.LEVEL_ERROR and "Unknown compute device 'quantum'" in m
+               for level, m in gui.test_log.messages)
+
+
+# --- fit #N: fitmap of the generated map and of molmap into an experimental map ------------------------------
+
+def test_fit_logs_fitmap_side_by_side_and_moves_the_structure(cx, data_dir, tiny_weights, tmp_path):
+    from chimerax.geometry import rotation, translation
+    from chimerax.map_fit import map_overlap_and_correlation
+
+    pair = data_dir / "haemoglobin_emd3488"
+    structure = open_pdb(cx, pair / "5me2.pdb")[0]
+    (target,) = run(cx, f"open {_unzip(pair / 'emd_3488.mrc.gz', tmp_path / 'emd_3488.mrc')}")
+    centre = structure.atoms.scene_coords.mean(axis=0)
+    deposited = structure.atoms.scene_coords
+    structure.position = translation((1.5, -1.0, 1.0)) * rotation((1, 2, 0), 4, center=centre)  # off its pose
+    off, start = structure.atoms.scene_coords, structure.scene_position
+    results, handler = _record(cx, "struc2map result")
+    try:
+        (volume,) = run(cx, f"struc2map #1 resolution 3.2 fit #2 moveStructure true weights {tiny_weights.path}")
+    finally:
+        handler.remove()
+    ((data, _),) = results
+    generated_fit, molmap_fit = data["fits"]
+    (html,) = [h for h in cx.capture.html if "fitmap into" in h]
+    assert "struc2map #3" in html and "molmap 3.2 Å" in html and "metric cam" in html
+
+    # the structure moved with the generated map, by the motion logged
+    assert np.allclose(structure.atoms.scene_coords, generated_fit.motion * off, atol=1e-4)
+    assert np.allclose(volume.scene_position.matrix, (generated_fit.motion * start).matrix, atol=1e-5)
+    # after = ChimeraX's own correlation of the fitted map in the target; fitmap does not make it worse
+    assert generated_fit.after == pytest.approx(map_overlap_and_correlation(volume, target, True)[1:], abs=1e-6)
+    assert generated_fit.after[1] >= generated_fit.before[1] - 1e-6
+
+    # molmap at 3.2 Å, fitted by fitmap from the same start, finds the deposited pose again
+    moved_back = molmap_fit.motion * off
+    rmsd = float(np.sqrt(((moved_back - deposited) ** 2).sum(axis=1).mean()))
+    assert rmsd < 0.5, rmsd
+    assert molmap_fit.after[1] > molmap_fit.before[1] + 0.1
+    angle = np.degrees(np.arccos(np.clip((np.trace(molmap_fit.motion.matrix[:, :3]) - 1) / 2, -1, 1)))
+    assert molmap_fit.rotation == pytest.approx(angle, abs=1e-3) and 2 < molmap_fit.rotation < 6
+    assert molmap_fit.shift == pytest.approx(np.linalg.norm(molmap_fit.motion * off.mean(axis=0)
+                                                            - off.mean(axis=0)), abs=1e-3)
+
+
+def test_fit_and_move_structure_arguments(cx, data_dir, tiny_weights):
+    open_pdb(cx, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+    with pytest.raises(UserError, match="give a map to fit into"):
+        run(cx, f"struc2map #1 resolution 4 moveStructure true weights {tiny_weights.path}")
 
 
 # --- The wheel, installed as `toolshed install` does, in a fresh process -----------------------------------
