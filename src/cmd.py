@@ -251,7 +251,9 @@ def _work(request: _Request, emit, should_stop) -> None:
             simulated = _simulated_input(job, loaded, request.resolution)
             nx, ny, nz = simulated.shape_xyz
             emit(("status", index, f"running the generator on {nx}×{ny}×{nz} voxels"))
-            with warnings.catch_warnings():  # the command warned about the resolution already
+            # The command warned about the resolution already. (catch_warnings sets the process's filters:
+            # for these seconds a main-thread warning with this text would be hidden too.)
+            with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Resolution .* is outside", UserWarning)
                 generated, report = _generate(request, job, index, simulated, loaded, tiling, emit, should_stop)
             emit(("map", index, generated, report))

@@ -6,7 +6,8 @@
 Without arguments it uses the repository's example, haemoglobin 5ME2 in EMD-3488
 (examples/), at 3.5 Å with the installed weights. MAP may be gzipped (it is
 unpacked to a temporary folder, as ChimeraX opens only plain map files). It runs
-``struc2map ... compare ...`` through ChimeraX's command line, checks the new map's
+``struc2map ... compare ... wait true`` through ChimeraX's command line (``wait true``: the
+script needs the map when the command returns, also in the GUI), checks the new map's
 grid and placement and that its logged correlation equals ChimeraX's own
 ``measure correlation``, and prints "struc2map smoke test passed". Any failure
 raises, so ChimeraX exits with a non-zero status.
@@ -47,13 +48,13 @@ def smoke_test(session, args: list) -> None:
         started = time.perf_counter()
         try:
             (volume,) = run(session, f"struc2map #{structure.id_string} resolution {resolution} "
-                                     f"compare #{experimental.id_string}{weights}")
+                                     f"compare #{experimental.id_string}{weights} wait true")
         finally:
             handler.remove()
         seconds = time.perf_counter() - started
 
     assert volume.data.step == (1.0, 1.0, 1.0), volume.data.step
-    assert volume.position == structure.position
+    assert volume.scene_position == structure.scene_position
     values = volume.full_matrix()
     assert values.min() < values.max(), "the generated map is constant"
     (result,) = results

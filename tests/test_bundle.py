@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -377,7 +378,7 @@ def test_gui_run_returns_at_once_and_opens_the_map_on_the_main_thread(gui, data_
     from chimerax.struc2map.background import Run
     from chimerax.struc2map.cmd import PROGRESS_TRIGGER, RESULT_TRIGGER, RUN_TRIGGER
 
-    open_pdb(gui, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
+    open_pdb(gui, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")  # 18 tiles, one per batch
     progress, h1 = _record(gui, PROGRESS_TRIGGER)
     results, h2 = _record(gui, RESULT_TRIGGER)
     states, h3 = _record(gui, RUN_TRIGGER)
@@ -443,7 +444,10 @@ def test_one_run_at_a_time_and_a_closed_structure_ends_the_run(gui, data_dir, ti
                for _, m in gui.test_log.messages)
     assert not any(level >= gui.test_log.LEVEL_ERROR for level, _ in gui.test_log.messages[-5:])
     # the session is free again
-    assert len(run(gui, f"struc2map #2 resolution 3.5 weights {tiny_weights.path} wait true")) == 1
+    again = run(gui, f"struc2map #2 resolution 3.5 weights {tiny_weights.path} wait false")
+    run(gui, "struc2map stop")
+    _frames(gui, again)
+    assert again.stop_reason == "on request"
 
 
 def test_closing_the_session_mid_run_is_safe(gui, data_dir, tiny_weights):
@@ -561,11 +565,20 @@ def test_built_wheel_is_discovered_and_registers_struc2map_lazily(tiny_weights, 
         shutil.copy(tiny_weights.path.with_suffix(suffix), bundle / "weights" / f"struc2map_generator{suffix}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
 
+    stale = bundle / "build" / "lib" / "chimerax" / "struc2map" / "stale_module.py"  # left by an older build
+    stale.parent.mkdir(parents=True)
+    stale.write_text("raise ImportError('from an old build')\n")
+    # the documented build command: 'devel clean .' then 'devel build .'
     build = ("import logging; from chimerax.bundle_builder import BundleBuilder; "
+             "BundleBuilder(logging.getLogger('bundle'), '.').make_clean(); "
              "BundleBuilder(logging.getLogger('bundle'), '.').make_wheel()")
     _run([sys.executable, "-c", build], cwd=bundle, env=env)
     (wheel,) = (bundle / "dist").glob("*.whl")
     assert wheel.name == "ChimeraX_Struc2map-0.1.0-py3-none-any.whl"
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "chimerax/struc2map/cmd.py" in names and not any("stale_module" in n for n in names)
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert re.search(r"Requires-Dist: ChimeraX-Core\b.*>=1\.8", metadata), metadata[:2000]
 
     site = tmp_path / "site"
     _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)],

@@ -1,77 +1,33 @@
-"""The Struc2mapGAN panel built in a real Qt (PyQt6), clicked, and pictured.
+"""The Struc2mapGAN panel built in a real Qt (PyQt6, offscreen unless a display is set), clicked, and pictured.
 
-Test stand-ins, because the ChimeraX wheel has no GUI:
-- ``Qt``: ChimeraX ships a ``Qt`` package that re-exports PyQt6 (or PySide6); where it is
-  absent, ``Qt.QtWidgets``/``QtCore``/``QtGui`` are mapped onto PyQt6's modules here.
-- ``chimerax.ui.MainToolWindow``: a plain QWidget as ``ui_area``, shown by ``manage``.
-The panel code itself, the session, models, triggers and the command are real.
-
-Qt uses the offscreen platform unless a display is set (e.g. under ``xvfb-run``).
-``STRUC2MAP_PANEL_PNG=docs/struc2map_panel.png`` makes the screenshot test write the
-README's picture (with the installed weights when there are any).
+The GUI parts ChimeraX's wheel lacks (``Qt``, ``chimerax.ui.MainToolWindow``) are the test
+stand-ins of tests/panel_standins.py; the panel code, the session, models, triggers and the
+command are real. Runs as in the GUI say ``wait false`` and fire 'new frame' as the redraw loop
+does (tests/test_bundle.py's ``_frames``). docs/make_panel_figure.py makes the README's picture.
 """
-import importlib
 import os
-import sys
-import types
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-if not os.environ.get("DISPLAY"):
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"
 import torch  # noqa: E402
 
 from tests.chimerax_session import cx_session, open_pdb, run  # noqa: E402,F401
-from tests.test_bundle import _unzip, _volumes  # noqa: E402
+from tests.panel_standins import install_gui_standins, qt_application, screenshot  # noqa: E402
+from tests.test_bundle import _frames, _unzip, _volumes  # noqa: E402
 
 torch.set_num_threads(1)
 QtWidgets = pytest.importorskip("PyQt6.QtWidgets")
 
 
-def _install_qt_shim(monkeypatch) -> None:
-    try:
-        importlib.import_module("Qt.QtWidgets")
-        return
-    except ImportError:
-        pass
-    package = types.ModuleType("Qt")
-    package.__path__ = []
-    monkeypatch.setitem(sys.modules, "Qt", package)
-    for name in ("QtWidgets", "QtCore", "QtGui"):
-        module = importlib.import_module(f"PyQt6.{name}")
-        setattr(package, name, module)
-        monkeypatch.setitem(sys.modules, f"Qt.{name}", module)
-
-
-class MainToolWindow:
-    """Stand-in for chimerax.ui.MainToolWindow (absent from the wheel): ui_area is a top-level QWidget."""
-
-    def __init__(self, tool_instance, **kw):
-        from Qt.QtWidgets import QWidget
-
-        self.tool_instance = tool_instance
-        self.ui_area = QWidget()
-        self.ui_area.setWindowTitle(tool_instance.display_name)
-        self.shown = False
-
-    def manage(self, placement, **kw):
-        self.ui_area.show()
-        self.shown = True
-
-
 @pytest.fixture(scope="module")
 def qapp():
-    return QtWidgets.QApplication.instance() or QtWidgets.QApplication(["struc2map-test"])
+    return qt_application()
 
 
 @pytest.fixture
 def panel(cx_session, qapp, monkeypatch):
-    _install_qt_shim(monkeypatch)
-    try:
-        importlib.import_module("chimerax.ui")
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "chimerax.ui", types.SimpleNamespace(MainToolWindow=MainToolWindow))
+    install_gui_standins(monkeypatch.setitem)
     from chimerax.struc2map.cmd import register_command
     from chimerax.struc2map.tool import Struc2mapTool
 
@@ -84,7 +40,16 @@ def panel(cx_session, qapp, monkeypatch):
 
     yield make
     for tool in tools:
-        tool.delete()
+        if tool in cx_session.tools.list():
+            tool.delete()
+
+
+def _close_panel(tool) -> None:
+    """Close the panel as ChimeraX does: delete the tool, then its window's widgets are destroyed."""
+    from PyQt6 import sip
+
+    tool.delete()
+    sip.delete(tool.tool_window.ui_area)
 
 
 @pytest.fixture
@@ -104,7 +69,7 @@ def test_run_builds_the_command_from_the_choices(panel, t20s, monkeypatch):
 
     tool = panel()
     assert _items(tool.structure_menu) == ["#1 test_model.pdb"]
-    assert _items(tool.compare_menu) == ["none", "#2 test_map.ccp4"]
+    assert _items(tool.compare_menu) == _items(tool.fit_menu) == ["none", "#2 test_map.ccp4"]
     assert tool.resolution.value() == 3.5 and tool.device_menu.currentText() == "auto"
 
     ran = []
@@ -114,8 +79,15 @@ def test_run_builds_the_command_from_the_choices(panel, t20s, monkeypatch):
     tool.device_menu.setCurrentText("cpu")
     tool.compare_menu.setCurrentIndex(1)
     tool.run_button.click()
+    tool.compare_menu.setCurrentIndex(0)
+    tool.fit_menu.setCurrentIndex(1)
+    tool.run_button.click()
+    tool.move_structure.setChecked(True)
+    tool.run_button.click()
     tool.help_button.click()
     assert ran == ["struc2map #1 resolution 3.5", "struc2map #1 resolution 4.2 device cpu compare #2",
+                   "struc2map #1 resolution 4.2 device cpu fit #2",
+                   "struc2map #1 resolution 4.2 device cpu fit #2 moveStructure true",
                    "help help:user/tools/struc2mapgan.html"]
     assert tool.run_button.isEnabled() and not tool.stop_button.isEnabled()
 
@@ -155,14 +127,14 @@ def test_run_click_makes_a_map_and_shows_its_correlations(panel, t20s, shipped_t
     assert any(m.startswith("Opened test_model.pdb struc2map 3.5") for _, m in t20s.test_log.messages[-5:])
 
 
-def test_stop_click_during_a_run(panel, cx_session, data_dir, shipped_tiny):
+def test_stop_click_during_a_blocking_run(panel, cx_session, data_dir, shipped_tiny):
     from chimerax.struc2map.cmd import PROGRESS_TRIGGER
 
-    open_pdb(cx_session, data_dir / "haemoglobin_emd3488" / "5me2.pdb")  # 8 tiles: two batches of 4
+    open_pdb(cx_session, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
     tool = panel()
     clicks = []
 
-    def click_stop(*_):  # in ChimeraX the click arrives while the command processes events between batches
+    def click_stop(*_):  # a click delivered while the (blocking, nogui) command reports progress
         clicks.append(tool.stop_button.isEnabled())
         tool.stop_button.click()
 
@@ -173,23 +145,66 @@ def test_stop_click_during_a_run(panel, cx_session, data_dir, shipped_tiny):
         handler.remove()
     assert clicks == [True] and _volumes(cx_session) == []
     assert tool.result.text() == "No map made yet." and tool.run_button.isEnabled()
+    assert not tool.stop_button.isEnabled()
 
 
-def test_screenshot(panel, cx_session, data_dir, tmp_path, tiny_weights, monkeypatch):
-    from chimerax.struc2map import weights_io
+def _start_typed_run(session, tool, command: str):
+    """Type a background run (as in the GUI) and let it reach its tiles."""
+    background = run(session, command)
+    _frames(session, background, until=lambda: tool.progress.maximum() > 0)
+    assert not background.ended
+    return background
 
-    target = os.environ.get("STRUC2MAP_PANEL_PNG")
-    if not (target and weights_io.default_weights_path()):  # the installed weights only for the README's picture
-        monkeypatch.setattr(weights_io, "default_weights_path", lambda: tiny_weights.path)
-    pair = data_dir / "haemoglobin_emd3488"
-    open_pdb(cx_session, pair / "5me2.pdb")
-    run(cx_session, f"open {_unzip(pair / 'emd_3488.mrc.gz', tmp_path / 'emd_3488.mrc')}")
+
+def test_buttons_and_stop_follow_a_typed_background_run(panel, cx_session, data_dir, tiny_weights):
+    open_pdb(cx_session, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
     tool = panel()
-    tool.compare_menu.setCurrentIndex(1)
+    assert tool.run_button.isEnabled() and not tool.stop_button.isEnabled()
+    background = _start_typed_run(cx_session, tool, f"struc2map #1 resolution 3.5 batchSize 1 "
+                                                     f"weights {tiny_weights.path} wait false")
+    assert tool.stop_button.isEnabled() and not tool.run_button.isEnabled()
+    tool.stop_button.click()
+    _frames(cx_session, background)
+    assert background.stop_reason == "on request" and _volumes(cx_session) == []
+    assert tool.run_button.isEnabled() and not tool.stop_button.isEnabled()
+    # a panel opened while a run goes on shows it as running
+    background = _start_typed_run(cx_session, tool, f"struc2map #1 resolution 3.5 batchSize 1 "
+                                                     f"weights {tiny_weights.path} wait false")
+    late = panel()
+    assert late.stop_button.isEnabled() and not late.run_button.isEnabled()
+    late.stop_button.click()
+    _frames(cx_session, background)
+
+
+def test_closing_the_panel_mid_run_is_safe(panel, cx_session, data_dir, shipped_tiny):
+    from chimerax.struc2map.cmd import PROGRESS_TRIGGER
+
+    open_pdb(cx_session, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")  # 18 tiles, one per batch
+    tool = panel()
+    tool.command_text = lambda: "struc2map #1 resolution 3.5 batchSize 1 wait false"
+    tool.run_button.click()  # as in the GUI: returns at once
+    from chimerax.struc2map.background import current_run
+
+    background = current_run(cx_session)
+    _frames(cx_session, background, until=lambda: tool.progress.maximum() > 0)
+    _close_panel(tool)
+    _frames(cx_session, background)  # the run goes on and opens its map; nothing touches the closed panel
+    assert len(_volumes(cx_session)) == 1
+    errors = [m for level, m in cx_session.test_log.messages[-10:] if level >= cx_session.test_log.LEVEL_ERROR]
+    assert errors == []
+
+    # closed from inside a blocking run (the old panel's 'finally' touched its deleted widgets here)
+    tool = panel()
+    cx_session.triggers.add_handler(PROGRESS_TRIGGER, lambda *_: _close_panel(tool) or "delete handler")
     tool.run_button.click()
-    area = tool.tool_window.ui_area
-    area.resize(max(area.sizeHint().width(), 420), area.sizeHint().height())
-    QtWidgets.QApplication.processEvents()
-    path = target or str(tmp_path / "panel.png")
-    assert area.grab().save(path)
+    assert len(_volumes(cx_session)) == 2
+
+
+def test_screenshot_script(panel, cx_session, tmp_path, tiny_weights):
+    """docs/make_panel_figure.py, which makes the README's picture, with the tiny generator."""
+    from docs.make_panel_figure import make_figure
+
+    path = tmp_path / "panel.png"
+    tool = make_figure(cx_session, path, weights=tiny_weights.path, make_panel=panel)
     assert os.path.getsize(path) > 2000
+    assert tool.fit_menu.currentText().endswith("emd_3488.mrc") and "fit struc2map #3" in tool.result.text()
