@@ -25,7 +25,6 @@ import importlib.util
 import math
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import escape
 
@@ -124,11 +123,7 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
     if running is not None:
         raise UserError("A struc2map run is already going in this session; wait for it to end or type "
                         "'struc2map stop'.")
-    _require_torch()
-    with _engine_errors(session):
-        from .resolution import check_resolution
-
-        resolution = check_resolution(resolution)  # warns here, once; the worker's check is silent
+    _require_torch()  # the resolution is checked on the worker, with the engine (which imports scipy)
     request = _Request(session, [_job(s) for s in structures], resolution, weights, device, tile_size, batch_size,
                        compare, on_grid, fit, move_structure, grid_spacing, model_id, name)
     run = Run(session, lambda emit, should_stop: _work(request, emit, should_stop),
@@ -213,28 +208,6 @@ def _job(structure) -> _Job:
                 np.array(heavy.bfactors, np.float32), structure.name)
 
 
-@contextmanager
-def _engine_errors(session):
-    """Engine errors become UserErrors (Cancelled passes through); the engine's warnings go to the log."""
-    from .errors import Cancelled, Struc2mapError
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        try:
-            yield
-        except Cancelled:
-            raise
-        except Struc2mapError as err:
-            raise UserError(str(err)) from None
-        finally:
-            for w in caught:
-                if issubclass(w.category, UserWarning):
-                    session.logger.warning(f"struc2map: {w.message}")
-    for w in caught:  # others (e.g. deprecations inside libraries) go where they would have gone
-        if not issubclass(w.category, UserWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
 # --- worker thread (or the caller's, when blocking): no session access ------------------------------------
 
 def _work(request: _Request, emit, should_stop) -> None:
@@ -251,11 +224,13 @@ def _work(request: _Request, emit, should_stop) -> None:
             simulated = _simulated_input(job, loaded, request.resolution)
             nx, ny, nz = simulated.shape_xyz
             emit(("status", index, f"running the generator on {nx}×{ny}×{nz} voxels"))
-            # The command warned about the resolution already. (catch_warnings sets the process's filters:
-            # for these seconds a main-thread warning with this text would be hidden too.)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Resolution .* is outside", UserWarning)
+            # The engine's warnings (e.g. a resolution outside the method's range) go to the log. catch_warnings
+            # sets the process's filters: a main-thread UserWarning in these seconds would be logged here too.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
                 generated, report = _generate(request, job, index, simulated, loaded, tiling, emit, should_stop)
+            for w in caught:
+                emit(("warning", index, str(w.message)))
             emit(("map", index, generated, report))
     except Cancelled:
         return
@@ -268,6 +243,9 @@ def _settings(request: _Request):
     from .tiling import TilingConfig, resolve_device
     from .weights_io import load_weights_or_shipped
 
+    from .resolution import check_resolution
+
+    check_resolution(request.resolution, warn=False)  # a bad one fails before any work; the engine warns later
     tiling = TilingConfig()
     if request.tile_size is not None:
         tiling.tile_size = request.tile_size
@@ -311,6 +289,8 @@ def _on_event(request: _Request, run: Run, event) -> None:
     request.current = index
     if kind == "status":
         session.logger.status(f"struc2map {job.name}: {event[2]}")
+    elif kind == "warning":
+        session.logger.warning(f"struc2map: {event[2]}")
     elif kind == "progress":
         job.done, job.total = event[2], event[3]
         session.logger.status(f"struc2map {job.name}: {job.done} of {job.total} tiles")

@@ -56,11 +56,16 @@ def install_gui_standins(setitem: Callable[[dict, str, object], None] | None = N
         setitem(sys.modules, "chimerax.ui", types.SimpleNamespace(MainToolWindow=MainToolWindowStandIn))
 
 
+_application = None
+
+
 def qt_application():
-    """The process's QApplication (made if needed)."""
+    """The process's QApplication (made if needed, and kept: Qt needs it alive while widgets exist)."""
+    global _application
     from PyQt6 import QtWidgets
 
-    return QtWidgets.QApplication.instance() or QtWidgets.QApplication(["struc2map"])
+    _application = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["struc2map"])
+    return _application
 
 
 def screenshot(tool, path: str, min_width: int = 420) -> None:
