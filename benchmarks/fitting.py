@@ -18,8 +18,9 @@ environment, see tests/chimerax_session.py), one process, niced:
 
     nice -n 10 python benchmarks/fitting.py [--poses 20] [--seed 0] [--pairs NAME ...]
 
-Writes benchmarks/results/fitting.json and benchmarks/results/fitting.png and
-prints the Markdown table of benchmarks/README.md.
+Writes benchmarks/results/fitting.json (after each pair) and
+benchmarks/results/fitting.png and prints the Markdown table of
+benchmarks/README.md (``--report`` remakes table and plot from the JSON).
 """
 from __future__ import annotations
 
@@ -120,16 +121,30 @@ def summary(result: dict, label: str) -> tuple[float, float]:
     return float(np.mean(final <= WITHIN)), float(final.mean())
 
 
+def seen_in_training(name: str) -> bool:
+    """Whether the shipped weights were trained on this pair (their metadata's training record names it)."""
+    from chimerax.struc2map.weights_io import default_weights_path, read_metadata
+
+    return f"'{name}'" in str(read_metadata(default_weights_path()).get("training", {}).get("pairs", ""))
+
+
 def table(results: list[dict]) -> str:
-    lines = ["| pair | res. Å | atoms | struc2map: within 1 Å | mean final RMSD Å | molmap: within 1 Å | "
-             "mean final RMSD Å |", "|---|---|---|---|---|---|---|"]
+    lines = ["| pair | res. Å | atoms | in training | struc2map: within 1 Å | mean final RMSD Å | "
+             "molmap: within 1 Å | mean final RMSD Å |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         (sf, sr), (mf, mr) = summary(r, "struc2map"), summary(r, "molmap")
-        lines.append(f"| {r['name']} | {r['resolution']:g} | {r['atoms']} | {sf:.2f} | {sr:.2f} | {mf:.2f} | {mr:.2f} |")
-    s = np.array([summary(r, "struc2map") for r in results])
-    m = np.array([summary(r, "molmap") for r in results])
-    lines.append(f"| **all {len(results)} pairs** (mean) | | | **{s[:, 0].mean():.2f}** | **{s[:, 1].mean():.2f}** | "
-                 f"**{m[:, 0].mean():.2f}** | **{m[:, 1].mean():.2f}** |")
+        seen = "yes" if seen_in_training(r["name"]) else "no"
+        lines.append(f"| {r['name']} | {r['resolution']:g} | {r['atoms']} | {seen} | {sf:.2f} | {sr:.2f} | "
+                     f"{mf:.2f} | {mr:.2f} |")
+    groups = [(f"all {len(results)} pairs", results),
+              ("not in training", [r for r in results if not seen_in_training(r["name"])])]
+    for title, group in groups:
+        if not group:
+            continue
+        s = np.array([summary(r, "struc2map") for r in group])
+        m = np.array([summary(r, "molmap") for r in group])
+        lines.append(f"| **{title}** (mean over {len(group)}) | | | | **{s[:, 0].mean():.2f}** | "
+                     f"**{s[:, 1].mean():.2f}** | **{m[:, 0].mean():.2f}** | **{m[:, 1].mean():.2f}** |")
     return "\n".join(lines)
 
 
@@ -163,7 +178,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pairs", nargs="*", help="only these pairs (folder names)")
     p.add_argument("--output", default=str(RESULTS / "fitting.json"))
+    p.add_argument("--report", action="store_true", help="only print the table and redraw the plot from --output")
     args = p.parse_args()
+    if args.report:
+        results = json.loads(Path(args.output).read_text(encoding="utf-8"))
+        plot(results, Path(args.output).with_suffix(".png"))
+        print(table(results))
+        return
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
