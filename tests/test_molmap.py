@@ -17,8 +17,8 @@ ACTIN = "actin_emd5168/3MFP.pdb"
 HCN4 = "hcn4_emd0093/6gyn.pdb"
 
 
-def _open_atoms(session, data_dir, model):
-    (structure,) = open_pdb(session, data_dir / model)
+def _open_atoms(session, data, model):
+    (structure,) = open_pdb(session, data(model))
     return structure, structure.atoms
 
 
@@ -35,8 +35,8 @@ def _assert_matches_chimerax(ours: MapData, volume) -> float:
     return deviation
 
 
-def test_chimerax_session_runs_molmap_and_correlation(cx_session, data_dir):
-    structure, _ = _open_atoms(cx_session, data_dir, T20S)
+def test_chimerax_session_runs_molmap_and_correlation(cx_session, data):
+    structure, _ = _open_atoms(cx_session, data, T20S)
     assert structure.num_atoms == 218
     v = run(cx_session, f"molmap #{structure.id_string} 3.3 gridSpacing 1")
     assert v.data.step == (1, 1, 1) and v.full_matrix().max() > 0
@@ -58,10 +58,10 @@ def test_chimerax_session_runs_molmap_and_correlation(cx_session, data_dir):
     (T20S, 3.3, {"cutoff_range": 3.0}),
 ], ids=["t20s-defaults", "haemoglobin-defaults", "actin-6.6A", "hcn4-2A-1A-spacing",
         "grid-spacing", "sigma-factor", "edge-padding", "cutoff-range"])
-def test_molmap_matches_chimerax(cx_session, data_dir, model, resolution, options):
+def test_molmap_matches_chimerax(cx_session, data, model, resolution, options):
     from chimerax.map.molmap import molmap as cx_molmap
 
-    _, atoms = _open_atoms(cx_session, data_dir, model)
+    _, atoms = _open_atoms(cx_session, data, model)
     volume = cx_molmap(cx_session, atoms, resolution, open_model=False, **options)
     ours = molmap(atoms.coords, atoms.element_numbers, resolution, convention="corner", **options)
     _assert_matches_chimerax(ours, volume)
@@ -70,10 +70,10 @@ def test_molmap_matches_chimerax(cx_session, data_dir, model, resolution, option
                            "sigma_factor": options.get("sigma_factor", SIGMA_FACTOR)}
 
 
-def test_on_grid_matches_chimerax_ongrid(cx_session, data_dir):
+def test_on_grid_matches_chimerax_ongrid(cx_session, data):
     """An anisotropic grid that cuts through the model: atoms outside it still reach its
     edge voxels exactly as ChimeraX clamps them."""
-    structure, atoms = _open_atoms(cx_session, data_dir, HAEMOGLOBIN)
+    structure, atoms = _open_atoms(cx_session, data, HAEMOGLOBIN)
     low, high = atoms.coords.min(axis=0), atoms.coords.max(axis=0)
     target = MapData(np.zeros((40, 45, 50), np.float32), low + 0.3 * (high - low), (1.216, 1.05, 0.9))
     grid = volume_from_mapdata(cx_session, target, name="target")
@@ -83,10 +83,10 @@ def test_on_grid_matches_chimerax_ongrid(cx_session, data_dir):
     assert ours.header["grid_spacing"] == pytest.approx(1.216)
 
 
-def test_centered_grid_formula_and_values(cx_session, data_dir):
+def test_centered_grid_formula_and_values(cx_session, data):
     """ChimeraX ≥ 1.9 centres the grid on the atoms' box; its values are those of molmap
     on that grid, which the wheel's ChimeraX computes with onGrid."""
-    structure, atoms = _open_atoms(cx_session, data_dir, T20S)
+    structure, atoms = _open_atoms(cx_session, data, T20S)
     coords = atoms.coords
     resolution, step, pad = 3.3, 1.1, 9.9
     origin, shape = molmap_grid(coords, resolution)
@@ -169,16 +169,16 @@ def test_normalize_minmax():
     assert not normalize_minmax(np.full((2, 2, 2), 3.5)).any()
 
 
-def test_open_command_and_molmap_on_a_real_map_grid(cx_session, data_dir, tmp_path):
+def test_open_command_and_molmap_on_a_real_map_grid(cx_session, data, tmp_path):
     """The session's ``open`` reads a model and an (uncompressed, as ChimeraX needs) map;
     molmap on that experimental map's grid matches ChimeraX's ``onGrid``."""
     import gzip
     import shutil
 
     map_path = tmp_path / "test_map.ccp4"
-    with gzip.open(data_dir / "t20s_fragment_emd5623" / "test_map.ccp4.gz") as packed, open(map_path, "wb") as out:
+    with gzip.open(data("t20s_fragment_emd5623/test_map.ccp4.gz")) as packed, open(map_path, "wb") as out:
         shutil.copyfileobj(packed, out)
-    (structure,) = run(cx_session, f"open {data_dir / T20S}")
+    (structure,) = run(cx_session, f"open {data(T20S)}")
     (volume,) = run(cx_session, f"open {map_path}")
     assert structure.num_atoms == 218 and volume.data.size == (27, 34, 20)
     experimental = MapData(volume.full_matrix(), volume.data.origin, volume.data.step)

@@ -88,10 +88,9 @@ def panel(cx_session, qapp, monkeypatch):
 
 
 @pytest.fixture
-def t20s(cx_session, data_dir, tmp_path):
-    pair = data_dir / "t20s_fragment_emd5623"
-    open_pdb(cx_session, pair / "test_model.pdb")
-    run(cx_session, f"open {_unzip(pair / 'test_map.ccp4.gz', tmp_path / 'test_map.ccp4')}")
+def t20s(cx_session, data, tmp_path):
+    open_pdb(cx_session, data("t20s_fragment_emd5623/test_model.pdb"))
+    run(cx_session, f"open {_unzip(data('t20s_fragment_emd5623/test_map.ccp4.gz'), tmp_path / 'test_map.ccp4')}")
     return cx_session
 
 
@@ -155,10 +154,10 @@ def test_run_click_makes_a_map_and_shows_its_correlations(panel, t20s, shipped_t
     assert any(m.startswith("Opened test_model.pdb struc2map 3.5") for _, m in t20s.test_log.messages[-5:])
 
 
-def test_stop_click_during_a_run(panel, cx_session, data_dir, shipped_tiny):
+def test_stop_click_during_a_run(panel, cx_session, data, shipped_tiny):
     from chimerax.struc2map.cmd import PROGRESS_TRIGGER
 
-    open_pdb(cx_session, data_dir / "haemoglobin_emd3488" / "5me2.pdb")  # 8 tiles: two batches of 4
+    open_pdb(cx_session, data("haemoglobin_emd3488/5me2.pdb"))  # 8 tiles: two batches of 4
     tool = panel()
     clicks = []
 
@@ -175,15 +174,14 @@ def test_stop_click_during_a_run(panel, cx_session, data_dir, shipped_tiny):
     assert tool.result.text() == "No map made yet." and tool.run_button.isEnabled()
 
 
-def test_screenshot(panel, cx_session, data_dir, tmp_path, tiny_weights, monkeypatch):
+def test_screenshot(panel, cx_session, data, tmp_path, tiny_weights, monkeypatch):
     from chimerax.struc2map import weights_io
 
     target = os.environ.get("STRUC2MAP_PANEL_PNG")
     if not (target and weights_io.default_weights_path()):  # the installed weights only for the README's picture
         monkeypatch.setattr(weights_io, "default_weights_path", lambda: tiny_weights.path)
-    pair = data_dir / "haemoglobin_emd3488"
-    open_pdb(cx_session, pair / "5me2.pdb")
-    run(cx_session, f"open {_unzip(pair / 'emd_3488.mrc.gz', tmp_path / 'emd_3488.mrc')}")
+    open_pdb(cx_session, data("haemoglobin_emd3488/5me2.pdb"))
+    run(cx_session, f"open {_unzip(data('haemoglobin_emd3488/emd_3488.mrc.gz'), tmp_path / 'emd_3488.mrc')}")
     tool = panel()
     tool.compare_menu.setCurrentIndex(1)
     tool.run_button.click()
