@@ -104,9 +104,12 @@ def test_real_pair_volume_grid_position_and_logged_correlations(cx, data, tiny_w
         assert scores[label] == pytest.approx(values, rel=1e-3, abs=1e-6), label
     assert f"measure correlation #2 inMap #3" in html and "molmap #1 3.5 onGrid #3" in html
 
-    # The contour encloses as many voxels as molmap's 95%-mass envelope at 3.5 Å.
-    inside = np.count_nonzero(reference.full_matrix() >= reference.minimum_surface_level)
-    assert np.count_nonzero(volume.full_matrix() >= volume.minimum_surface_level) == pytest.approx(inside, rel=0.01)
+    # The contour encloses as many voxels as molmap's envelope at 3.5 Å: the fewest voxels holding 95% of its
+    # mass, counted here from its sorted values (ChimeraX places its level from a histogram, to within a bin).
+    mass = np.sort(reference.full_matrix().ravel())[::-1].astype(np.float64)
+    envelope = int(np.searchsorted(np.cumsum(mass), 0.95 * mass.sum())) + 1
+    (level,) = [s.level for s in volume.surfaces]
+    assert np.count_nonzero(volume.full_matrix() >= level) == pytest.approx(envelope, rel=0.02)
     assert any(re.search(r"struc2map 5me2.pdb: \d+ of \d+ tiles", s) for s in cx.capture.status_lines)
 
 

@@ -1,6 +1,5 @@
 """ChimeraX's molmap reproduced by the engine, checked against the real ChimeraX code
 (the ChimeraX 0.1.71 wheel, whose molmap uses the "corner" grid of ChimeraX ≤ 1.8)."""
-import math
 
 import numpy as np
 import pytest
@@ -83,25 +82,43 @@ def test_on_grid_matches_chimerax_ongrid(cx_session, data):
     assert ours.header["grid_spacing"] == pytest.approx(1.216)
 
 
-def test_centered_grid_formula_and_values(cx_session, data):
-    """ChimeraX ≥ 1.9 centres the grid on the atoms' box; its values are those of molmap
-    on that grid, which the wheel's ChimeraX computes with onGrid."""
-    structure, atoms = _open_atoms(cx_session, data, T20S)
-    coords = atoms.coords
-    resolution, step, pad = 3.3, 1.1, 9.9
-    origin, shape = molmap_grid(coords, resolution)
-    low, high = coords.min(axis=0), coords.max(axis=0)
-    n_xyz = [math.ceil((high[a] - low[a] + 2 * pad) / step) for a in range(3)]
-    assert shape == tuple(n_xyz[::-1])
-    np.testing.assert_allclose(origin, (low + high) / 2 - (np.array(n_xyz) - 1) / 2 * step, atol=1e-6)
-    corner_origin, corner_shape = molmap_grid(coords, resolution, convention="corner")
-    assert corner_shape == shape
-    np.testing.assert_allclose(corner_origin, low - pad, atol=1e-6)
+def _chimerax_1_9_molmap(path):
+    """The molmap module of ChimeraX >= 1.9: github.com/RBVI/ChimeraX src/bundles/map/src/molmap.py, copied
+    unmodified to tests/data/chimerax/molmap.py (see tests/data/README.md), loaded into the wheel's
+    ``chimerax.map`` package so that its relative imports (the C sum_of_gaussians, volume_from_grid_data)
+    are the wheel's. Its grid: shape ceil((extent + 2 pad) / step) per axis, centred on the atoms' box."""
+    import importlib.util
 
-    ours = molmap(coords, atoms.element_numbers, resolution)
-    np.testing.assert_allclose(ours.origin, origin, rtol=0, atol=0)
-    grid = volume_from_mapdata(cx_session, MapData(np.zeros(shape, np.float32), origin, step), name="centred")
-    _assert_matches_chimerax(ours, run(cx_session, f"molmap #{structure.id_string} 3.3 onGrid #{grid.id_string}"))
+    import chimerax.map  # noqa: F401  (the package the module's relative imports resolve in)
+
+    spec = importlib.util.spec_from_file_location("chimerax.map._molmap_chimerax_1_9", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("model, resolution, options", [
+    (T20S, 3.3, {}),
+    (HAEMOGLOBIN, 3.2, {}),
+    (T20S, 3.3, {"grid_spacing": 0.7}),
+    (HAEMOGLOBIN, 3.2, {"edge_padding": 2.5}),
+    (T20S, 4.0, {"sigma_factor": 0.187, "cutoff_range": 3.0}),
+], ids=["t20s-defaults", "haemoglobin-defaults", "grid-spacing", "edge-padding", "sigma-factor-cutoff"])
+def test_centered_grid_matches_chimerax_1_9(cx_session, data, model, resolution, options):
+    """The default ``centered`` convention against ChimeraX >= 1.9's own molmap code: same grid, same values."""
+    chimerax_1_9 = _chimerax_1_9_molmap(data("chimerax/molmap.py"))
+    _, atoms = _open_atoms(cx_session, data, model)
+    volume = chimerax_1_9.molmap(cx_session, atoms, resolution, open_model=False, **options)
+    ours = molmap(atoms.coords, atoms.element_numbers, resolution, **options)
+    _assert_matches_chimerax(ours, volume)
+    # the grid alone, as generate lays it out before making molmap on it
+    origin, shape = molmap_grid(atoms.coords, resolution, grid_spacing=options.get("grid_spacing"),
+                                edge_padding=options.get("edge_padding"))
+    assert shape == volume.full_matrix().shape
+    np.testing.assert_allclose(origin, volume.data.origin, rtol=0, atol=1e-6)
+    # the wheel's ChimeraX (<= 1.8) puts the same grid at the atoms' lower corner minus the padding
+    corner = molmap(atoms.coords, atoms.element_numbers, resolution, convention="corner", **options)
+    assert corner.array.shape == ours.array.shape and not np.allclose(corner.origin, ours.origin, atol=1e-3)
 
 
 def test_density_integrates_to_weights():

@@ -175,6 +175,12 @@ def test_stop_click_during_a_run(panel, cx_session, data, shipped_tiny):
 
 
 def test_screenshot(panel, cx_session, data, tmp_path, tiny_weights, monkeypatch):
+    """The panel after a run, saved as a PNG and read back: the picture is the panel, with the result
+    the run logged (ChimeraX's own correlations) where the panel showed "No map made yet." before."""
+    import re
+
+    from PyQt6.QtGui import QImage
+
     from chimerax.struc2map import weights_io
 
     target = os.environ.get("STRUC2MAP_PANEL_PNG")
@@ -184,10 +190,26 @@ def test_screenshot(panel, cx_session, data, tmp_path, tiny_weights, monkeypatch
     run(cx_session, f"open {_unzip(data('haemoglobin_emd3488/emd_3488.mrc.gz'), tmp_path / 'emd_3488.mrc')}")
     tool = panel()
     tool.compare_menu.setCurrentIndex(1)
-    tool.run_button.click()
     area = tool.tool_window.ui_area
-    area.resize(max(area.sizeHint().width(), 420), area.sizeHint().height())
+    area.resize(max(area.sizeHint().width(), 420), area.sizeHint().height() + 60)  # room for the result lines
+    QtWidgets.QApplication.processEvents()
+    before = area.grab().toImage()
+    tool.run_button.click()
     QtWidgets.QApplication.processEvents()
     path = target or str(tmp_path / "panel.png")
     assert area.grab().save(path)
-    assert os.path.getsize(path) > 2000
+
+    picture = QImage(path).convertToFormat(QImage.Format.Format_RGB32)
+    assert picture.size() == before.size() and not picture.isNull()
+    ratio = picture.devicePixelRatio()
+    box = tool.result.geometry()
+    rows = range(int(box.top() * ratio), int(box.bottom() * ratio))
+    before = before.convertToFormat(QImage.Format.Format_RGB32)
+    changed = [y for y in rows if any(picture.pixel(x, y) != before.pixel(x, y) for x in range(picture.width()))]
+    assert len(changed) > len(rows) // 4  # the result text is drawn in the picture
+    assert tool.progress.value() == tool.progress.maximum() > 0
+    # the numbers shown are ChimeraX's: measure correlation of the experimental map in the new map
+    lines = re.findall(r"vs ([^:]+): correlation ([-\d.]+), about mean ([-\d.]+)", tool.result.text())
+    shown = {label: (float(c), float(cm)) for label, c, cm in lines}
+    measured = run(cx_session, "measure correlation #2 inMap #3")
+    assert shown["emd_3488.mrc #2"] == pytest.approx(measured, abs=5e-4)
