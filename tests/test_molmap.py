@@ -21,16 +21,17 @@ def _open_atoms(session, data, model):
     return structure, structure.atoms
 
 
-def _assert_matches_chimerax(ours: MapData, volume) -> float:
-    """Same grid as the ChimeraX volume and values within 1e-4 of its maximum; returns
-    the maximum deviation relative to ChimeraX's maximum value."""
+def _assert_matches_chimerax(ours: MapData, volume, *, tolerance: float = 1e-6, origin_atol: float = 1e-6) -> float:
+    """Same grid as the ChimeraX volume and values within ``tolerance`` of its maximum; returns
+    the maximum deviation relative to ChimeraX's maximum value. On one grid the deviation
+    measured is 0.9–5.1e-7 (float32 sums in a different order; 5.1e-7 for actin at 6.6 Å)."""
     reference = volume.full_matrix()
     assert ours.array.dtype == np.float32
     assert ours.array.shape == reference.shape
-    np.testing.assert_allclose(ours.origin, volume.data.origin, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours.origin, volume.data.origin, rtol=0, atol=origin_atol)
     np.testing.assert_allclose(ours.voxel_size, volume.data.step, rtol=1e-12)
     deviation = float(np.abs(ours.array - reference).max() / reference.max())
-    assert deviation <= 1e-4
+    assert deviation <= tolerance
     return deviation
 
 
@@ -110,12 +111,17 @@ def test_centered_grid_matches_chimerax_1_9(cx_session, data, model, resolution,
     _, atoms = _open_atoms(cx_session, data, model)
     volume = chimerax_1_9.molmap(cx_session, atoms, resolution, open_model=False, **options)
     ours = molmap(atoms.coords, atoms.element_numbers, resolution, **options)
-    _assert_matches_chimerax(ours, volume)
+    # ChimeraX takes the atoms' bounds in float32, so its centre differs from ours by up to 1.9e-6 Å here,
+    # and the values by up to 3.4e-6 of the maximum; on ChimeraX's very grid they agree as closely as elsewhere.
+    _assert_matches_chimerax(ours, volume, tolerance=5e-6, origin_atol=1e-5)
+    same_grid = MapData(np.zeros(ours.array.shape, np.float32), volume.data.origin, volume.data.step)
+    _assert_matches_chimerax(molmap(atoms.coords, atoms.element_numbers, resolution, on_grid=same_grid,
+                                    **{k: v for k, v in options.items() if k in ("sigma_factor", "cutoff_range")}), volume)
     # the grid alone, as generate lays it out before making molmap on it
     origin, shape = molmap_grid(atoms.coords, resolution, grid_spacing=options.get("grid_spacing"),
                                 edge_padding=options.get("edge_padding"))
     assert shape == volume.full_matrix().shape
-    np.testing.assert_allclose(origin, volume.data.origin, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(origin, volume.data.origin, rtol=0, atol=1e-5)
     # the wheel's ChimeraX (<= 1.8) puts the same grid at the atoms' lower corner minus the padding
     corner = molmap(atoms.coords, atoms.element_numbers, resolution, convention="corner", **options)
     assert corner.array.shape == ours.array.shape and not np.allclose(corner.origin, ours.origin, atol=1e-3)
