@@ -19,12 +19,12 @@ FAST = ["--tile-size", "40", "--margin", "4", "--device", "cpu"]
 
 
 @pytest.fixture
-def models(data_dir, tmp_path):
+def models(data, tmp_path):
     """The three real models, and a broken one, in a folder of their own."""
     folder = tmp_path / "models"
     folder.mkdir()
     for rel in MODELS:
-        shutil.copy(data_dir / rel, folder)
+        shutil.copy(data(rel), folder)
     (folder / "broken.pdb").write_text("this is not a PDB file\n")
     (folder / "notes.txt").write_text("not a model")
     return folder
@@ -92,12 +92,12 @@ def test_second_run_resumes_and_overwrite_redoes(models, tiny_weights, tmp_path,
     assert (out / "6vyb_Ndom.mrc").stat().st_mtime_ns > before["6vyb_Ndom.mrc"][0]
 
 
-def test_list_file_relative_paths_comments_and_mixed_arguments(models, data_dir, tiny_weights, tmp_path):
+def test_list_file_relative_paths_comments_and_mixed_arguments(models, data, tiny_weights, tmp_path):
     lists = tmp_path / "lists"
     lists.mkdir()
     gz = tmp_path / "gz"
     gz.mkdir()
-    (gz / "vp6.pdb.gz").write_bytes(gzip.compress((data_dir / "vp6_emd6272/6272.pdb").read_bytes()))
+    (gz / "vp6.pdb.gz").write_bytes(gzip.compress(data("vp6_emd6272/6272.pdb").read_bytes()))
     (lists / "models.txt").write_text("# the T20S fragment and the spike domain\n\n../models/test_model.pdb\n"
                                       f"  {models / '6vyb_Ndom.pdb'}  \n../models/test_model.pdb\n")
     out = tmp_path / "maps"
@@ -164,12 +164,25 @@ def test_ranks_share_the_models_exactly_once(models, tiny_weights, tmp_path, mon
 
 
 def test_process_device_follows_local_rank(monkeypatch):
+    """Under torchrun each process takes the GPU of its LOCAL_RANK. CUDA is mocked (two GPUs, none here):
+    availability, device count and set_device, which would need a real GPU."""
+    cuda = batch.torch.cuda
+    chosen = []
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(cuda, "set_device", chosen.append)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert str(batch.process_device("auto")) == "cuda" and chosen == []  # one process: PyTorch's current GPU
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert str(batch.process_device("cpu")) == "cpu"
-    if not batch.torch.cuda.is_available():
-        assert str(batch.process_device("auto")) in ("cpu", "mps")
-    elif batch.torch.cuda.device_count() > 1:
-        assert str(batch.process_device("auto")) == "cuda:1"
+    for asked in ("auto", "cuda"):
+        assert str(batch.process_device(asked)) == "cuda:1"
+    assert [str(d) for d in chosen] == ["cuda:1", "cuda:1"]  # library workspaces follow, off GPU 0
+    assert str(batch.process_device("cpu")) == "cpu" and len(chosen) == 2
+    monkeypatch.setenv("LOCAL_RANK", "2")  # more processes than GPUs
+    with pytest.raises(InputError, match="CUDA GPU 2 was requested but this computer has 2"):
+        batch.process_device("auto")
+    monkeypatch.setattr(cuda, "is_available", lambda: False)
+    assert str(batch.process_device("auto")) in ("cpu", "mps")  # no GPU: LOCAL_RANK changes nothing
 
 
 def test_two_processes_under_torchrun(models, tiny_weights, tmp_path):

@@ -10,8 +10,8 @@ from chimerax.struc2map.tiling import TilingConfig
 
 
 @pytest.fixture(scope="module")
-def fragment(data_dir):
-    return read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+def fragment(data):
+    return read_structure(data("t20s_fragment_emd5623/test_model.pdb"))
 
 
 def test_output_is_on_a_1A_grid_around_the_model(fragment, tiny_weights):

@@ -88,10 +88,9 @@ def panel(cx_session, qapp, monkeypatch):
 
 
 @pytest.fixture
-def t20s(cx_session, data_dir, tmp_path):
-    pair = data_dir / "t20s_fragment_emd5623"
-    open_pdb(cx_session, pair / "test_model.pdb")
-    run(cx_session, f"open {_unzip(pair / 'test_map.ccp4.gz', tmp_path / 'test_map.ccp4')}")
+def t20s(cx_session, data, tmp_path):
+    open_pdb(cx_session, data("t20s_fragment_emd5623/test_model.pdb"))
+    run(cx_session, f"open {_unzip(data('t20s_fragment_emd5623/test_map.ccp4.gz'), tmp_path / 'test_map.ccp4')}")
     return cx_session
 
 
@@ -155,10 +154,10 @@ def test_run_click_makes_a_map_and_shows_its_correlations(panel, t20s, shipped_t
     assert any(m.startswith("Opened test_model.pdb struc2map 3.5") for _, m in t20s.test_log.messages[-5:])
 
 
-def test_stop_click_during_a_run(panel, cx_session, data_dir, shipped_tiny):
+def test_stop_click_during_a_run(panel, cx_session, data, shipped_tiny):
     from chimerax.struc2map.cmd import PROGRESS_TRIGGER
 
-    open_pdb(cx_session, data_dir / "haemoglobin_emd3488" / "5me2.pdb")  # 8 tiles: two batches of 4
+    open_pdb(cx_session, data("haemoglobin_emd3488/5me2.pdb"))  # 8 tiles: two batches of 4
     tool = panel()
     clicks = []
 
@@ -175,21 +174,42 @@ def test_stop_click_during_a_run(panel, cx_session, data_dir, shipped_tiny):
     assert tool.result.text() == "No map made yet." and tool.run_button.isEnabled()
 
 
-def test_screenshot(panel, cx_session, data_dir, tmp_path, tiny_weights, monkeypatch):
+def test_screenshot(panel, cx_session, data, tmp_path, tiny_weights, monkeypatch):
+    """The panel after a run, saved as a PNG and read back: the picture is the panel, with the result
+    the run logged (ChimeraX's own correlations) where the panel showed "No map made yet." before."""
+    import re
+
+    from PyQt6.QtGui import QImage
+
     from chimerax.struc2map import weights_io
 
     target = os.environ.get("STRUC2MAP_PANEL_PNG")
     if not (target and weights_io.default_weights_path()):  # the installed weights only for the README's picture
         monkeypatch.setattr(weights_io, "default_weights_path", lambda: tiny_weights.path)
-    pair = data_dir / "haemoglobin_emd3488"
-    open_pdb(cx_session, pair / "5me2.pdb")
-    run(cx_session, f"open {_unzip(pair / 'emd_3488.mrc.gz', tmp_path / 'emd_3488.mrc')}")
+    open_pdb(cx_session, data("haemoglobin_emd3488/5me2.pdb"))
+    run(cx_session, f"open {_unzip(data('haemoglobin_emd3488/emd_3488.mrc.gz'), tmp_path / 'emd_3488.mrc')}")
     tool = panel()
     tool.compare_menu.setCurrentIndex(1)
-    tool.run_button.click()
     area = tool.tool_window.ui_area
-    area.resize(max(area.sizeHint().width(), 420), area.sizeHint().height())
+    area.resize(max(area.sizeHint().width(), 420), area.sizeHint().height() + 60)  # room for the result lines
+    QtWidgets.QApplication.processEvents()
+    before = area.grab().toImage()
+    tool.run_button.click()
     QtWidgets.QApplication.processEvents()
     path = target or str(tmp_path / "panel.png")
     assert area.grab().save(path)
-    assert os.path.getsize(path) > 2000
+
+    picture = QImage(path).convertToFormat(QImage.Format.Format_RGB32)
+    assert picture.size() == before.size() and not picture.isNull()
+    ratio = picture.devicePixelRatio()
+    box = tool.result.geometry()
+    rows = range(int(box.top() * ratio), int(box.bottom() * ratio))
+    before = before.convertToFormat(QImage.Format.Format_RGB32)
+    changed = [y for y in rows if any(picture.pixel(x, y) != before.pixel(x, y) for x in range(picture.width()))]
+    assert len(changed) > len(rows) // 4  # the result text is drawn in the picture
+    assert tool.progress.value() == tool.progress.maximum() > 0
+    # the numbers shown are ChimeraX's: measure correlation of the experimental map in the new map
+    lines = re.findall(r"vs ([^:]+): correlation ([-\d.]+), about mean ([-\d.]+)", tool.result.text())
+    shown = {label: (float(c), float(cm)) for label, c, cm in lines}
+    measured = run(cx_session, "measure correlation #2 inMap #3")
+    assert shown["emd_3488.mrc #2"] == pytest.approx(measured, abs=5e-4)
