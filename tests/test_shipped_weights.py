@@ -1,4 +1,4 @@
-"""The shipped generator, weights/struc2map_generator.pt, end to end on a real pair it was not trained on.
+"""The first shipped generator, weights/v1.pt (``--weights v1``), end to end on a real pair it was not trained on.
 
 Haemoglobin (5ME2 in EMD-3488, 3.2 Å; a validation pair of these weights) through the
 README's command: the map must resemble the experimental one (ChimeraX's correlation
@@ -19,7 +19,7 @@ from chimerax.struc2map import cli
 from chimerax.struc2map.mapio import read_map
 
 REPO = Path(__file__).resolve().parents[1]
-WEIGHTS = REPO / "weights" / "struc2map_generator.pt"
+WEIGHTS = REPO / "weights" / "v1.pt"
 SHA256 = "314141fdbcf50771edd90260e395c22a5ff8c736edae7beb31aa599813562197"
 # Measured with these weights: correlation about mean 0.3198 (bf16, this CPU's default) and 0.3192 (fp32).
 FLOOR_ABOUT_MEAN = 0.31
