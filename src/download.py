@@ -9,6 +9,7 @@ a complete file that fails a check is deleted, not kept for resuming.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -36,9 +37,10 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None = None, sha2
 
     ``size`` (bytes) and ``sha256`` (hex), when given, are checked before the
     file gets its name. ``progress(bytes_so_far, total_or_None)`` is called
-    as data arrives. Network errors propagate (``OSError``: urllib's
-    ``URLError``/``HTTPError``, ``http.client`` errors) with the partial file
-    kept for the next try; a wrong size or checksum raises DownloadError.
+    as data arrives. Network errors raise ``OSError`` (urllib's ``URLError``
+    and ``HTTPError``, timeouts, ConnectionError for a transfer that broke
+    off) with the partial file kept for the next try; a wrong size or
+    checksum raises DownloadError (an OSError too).
     """
     dest = Path(dest)
     if dest.exists():
@@ -82,8 +84,13 @@ def _fetch_into(url: str, part: Path, have: int, timeout: float,
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         with open(part, "ab" if have else "wb") as out:
-            for chunk in iter(lambda: response.read(CHUNK), b""):
-                out.write(chunk)
-                have += len(chunk)
-                if progress is not None:
-                    progress(have, total)
+            try:
+                for chunk in iter(lambda: response.read(CHUNK), b""):
+                    out.write(chunk)
+                    have += len(chunk)
+                    if progress is not None:
+                        progress(have, total)
+            except http.client.HTTPException as err:  # e.g. IncompleteRead
+                raise ConnectionError(f"the connection to {url} broke off after {have} bytes ({err!r})") from err
+    if total is not None and have < total:  # the server hung up before sending all it announced
+        raise ConnectionError(f"the connection to {url} broke off after {have} of {total} bytes")
