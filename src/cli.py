@@ -200,9 +200,11 @@ def _weights_list(args: argparse.Namespace) -> int:
         print("No weights are installed.")
     for w in found:
         meta = w.metadata
-        print(f"{w.name}{' (shipped)' if w.shipped else ''}: {w.description}\n"
-              f"  {w.path}\n  widths {'/'.join(map(str, meta['widths']))}; input {meta.get('input', {}).get('simulator', 'molmap')}; "
-              f"native resolution {GeneratorSpec.from_metadata(meta, str(w.path)).native_resolution:g} Å; sha256 {meta['sha256'][:12]}")
+        native = GeneratorSpec.from_metadata(meta, str(w.path)).native_resolution
+        print(f"{w.name}{' (shipped)' if w.shipped else ''}: {w.description}\n  {w.path}\n"
+              f"  widths {'/'.join(map(str, meta['widths']))}; "
+              f"input {meta.get('input', {}).get('simulator', 'molmap')}; "
+              f"native resolution {native:g} Å; sha256 {meta['sha256'][:12]}")
     return 0
 
 

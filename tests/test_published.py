@@ -24,6 +24,7 @@ from chimerax.struc2map.simulators import RECIPES
 from chimerax.struc2map.structure import read_structure
 from chimerax.struc2map.userdata import downloads_folder, weights_folder
 from chimerax.struc2map.weights_io import file_sha256, installed_weights, load_weights_or_shipped, resolve_weights
+from tests.chimerax_session import cx_session  # noqa: F401  (fixture)
 
 SMALL = (4, 8, 16, 32)
 PUBLISHED_WIDTHS = (32, 64, 128, 256)
@@ -294,3 +295,46 @@ def test_real_published_checkpoint_reproduces_the_authors_example(tmp_path, data
         ours, _ = generate(atoms.coords, atoms.atomic_numbers, 3.3, weights, tiling=TilingConfig.paper())
         scores[recipe] = chimerax_correlation(theirs, ours)["correlation_about_mean"]
     assert scores["tempy-blur"] > 0.9, scores
+
+
+def test_chimerax_command_and_panel_use_imported_weights_by_name(tmp_path, data_dir, cx_session, monkeypatch):
+    """`struc2map #1 ... weights NAME` in a real ChimeraX session (the wheel's code), and the panel's choice."""
+    from tests.chimerax_session import open_pdb, run
+    from tests.test_panel import QtWidgets, _install_qt_shim  # noqa: F401  (a real Qt, PyQt6)
+
+    ckpt = tmp_path / "run.ckpt"
+    lightning_checkpoint(ckpt, optimiser=False)
+    import_checkpoint(ckpt, name="authors", input_recipe="tempy-blur")
+    from chimerax.struc2map.cmd import register_command
+
+    register_command(cx_session.logger)
+    open_pdb(cx_session, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+    (volume,) = run(cx_session, "struc2map #1 resolution 4 weights authors")
+    expected, _ = generate(*_heavy(cx_session), 4.0, load_weights_or_shipped("authors"), device="cpu")
+    np.testing.assert_allclose(volume.full_matrix(), expected.array, atol=1e-4)
+    with pytest.raises(Exception, match="No weights 'nobody'"):
+        run(cx_session, "struc2map #1 resolution 4 weights nobody")
+
+    _install_qt_shim(monkeypatch)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["struc2map-test"])  # noqa: F841
+    from tests.test_panel import MainToolWindow
+
+    monkeypatch.setitem(sys.modules, "chimerax.ui", types.SimpleNamespace(MainToolWindow=MainToolWindow))
+    from chimerax.struc2map.tool import Struc2mapTool
+
+    tool = Struc2mapTool(cx_session, "Struc2mapGAN")
+    try:
+        items = [tool.weights_menu.itemText(i) for i in range(tool.weights_menu.count())]
+        assert items[:2] == ["shipped (default)", "authors"]
+        assert "not the published file" in tool.weights_menu.itemData(1, tool._tooltip_role())
+        tool.weights_menu.setCurrentIndex(1)
+        assert tool.command_text() == "struc2map #1 resolution 3.5 weights authors"
+    finally:
+        tool.delete()
+
+
+def _heavy(session):
+    """Coordinates and atomic numbers of the first structure's atoms other than hydrogen (what the command uses)."""
+    atoms = session.models.list()[0].atoms
+    atoms = atoms.filter(atoms.element_numbers != 1)
+    return atoms.coords, atoms.element_numbers
