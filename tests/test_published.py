@@ -230,7 +230,7 @@ def test_cli_import_list_and_generate_by_name(tmp_path, data_dir, tiny_weights, 
     assert "already exists" in capsys.readouterr().err
 
 
-def test_weights_path_still_works_and_shadows_names(tmp_path, tiny_weights):
+def test_weights_given_as_a_path_resolve_to_that_file(tiny_weights):
     assert resolve_weights(tiny_weights.path) == tiny_weights.path
     assert resolve_weights(tiny_weights.path.with_suffix("")) == tiny_weights.path
     assert resolve_weights(tiny_weights.path.with_suffix(".json")) == tiny_weights.path
