@@ -345,11 +345,16 @@ def installed_weights() -> list[InstalledWeights]:
 
 
 def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """The ``.pt`` of weights given as a path (NAME.pt, NAME.json or NAME) or, failing that, as an installed name."""
-    pt_path, json_path = weights_file_pair(Path(name_or_path).expanduser())
-    if pt_path.is_file() or json_path.is_file():
-        return pt_path
+    """The ``.pt`` of weights given as a path (NAME.pt, NAME.json or NAME) or, failing that, as an installed name.
+
+    Something that can only be a path (it holds a folder separator or ends in
+    .pt or .json) is returned as such, for load_weights to say what is missing.
+    """
+    path = Path(name_or_path).expanduser()
+    pt_path, json_path = weights_file_pair(path)
     name = str(name_or_path)
+    if pt_path.is_file() or json_path.is_file() or path.suffix in (".pt", ".json") or "/" in name or "\\" in name:
+        return pt_path
     installed = installed_weights()
     for entry in installed:
         if entry.name == name:

@@ -230,7 +230,10 @@ def test_cli_import_list_and_generate_by_name(tmp_path, data_dir, tiny_weights, 
     assert "already exists" in capsys.readouterr().err
 
 
-def test_weights_given_as_a_path_resolve_to_that_file(tiny_weights):
+def test_weights_given_as_a_path_resolve_to_that_file(tiny_weights, tmp_path):
+    for missing in (tmp_path / "gone.pt", tmp_path / "gone", "gone.json"):
+        with pytest.raises(WeightsError, match="does not exist"):  # a path, not looked up as a name
+            load_weights_or_shipped(missing)
     assert resolve_weights(tiny_weights.path) == tiny_weights.path
     assert resolve_weights(tiny_weights.path.with_suffix("")) == tiny_weights.path
     assert resolve_weights(tiny_weights.path.with_suffix(".json")) == tiny_weights.path
