@@ -80,8 +80,8 @@ def lightning_checkpoint(path: Path, widths=SMALL, *, seed=0, hyper_parameters=N
 
 
 @pytest.fixture
-def fragment(data_dir):
-    return read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+def fragment(data):
+    return read_structure(data("t20s_fragment_emd5623/test_model.pdb"))
 
 
 def test_import_keeps_the_generator_only_and_records_where_it_came_from(tmp_path, fragment):
@@ -206,7 +206,7 @@ def test_import_refuses_bad_names_and_existing_weights(tmp_path):
     import_checkpoint(ckpt, overwrite=True)
 
 
-def test_cli_import_list_and_generate_by_name(tmp_path, data_dir, tiny_weights, capsys):
+def test_cli_import_list_and_generate_by_name(tmp_path, data, tiny_weights, capsys):
     ckpt = tmp_path / "run.ckpt"
     lightning_checkpoint(ckpt, optimiser=False)
     assert cli.main(["weights", "import", str(ckpt), "--name", "mine", "--input", "tempy-blur"]) == 0
@@ -219,7 +219,7 @@ def test_cli_import_list_and_generate_by_name(tmp_path, data_dir, tiny_weights, 
     meta = resolve_weights("mine")
     assert f"  {meta}\n  widths 4/8/16/32; input tempy-blur; native resolution 3.3 Å; sha256 " in out
     assert [w.name for w in installed_weights()][0] == "mine"
-    model = data_dir / "t20s_fragment_emd5623" / "test_model.pdb"
+    model = data("t20s_fragment_emd5623/test_model.pdb")
     out_map = tmp_path / "out.mrc"
     assert cli.main(["generate", str(model), "-r", "4", "-o", str(out_map), "--weights", "mine"]) == 0
     assert f"weights {file_sha256(weights_folder() / 'mine.pt')[:12]}" in capsys.readouterr().out
@@ -281,16 +281,15 @@ REAL = _real_checkpoint()  # looked up at import, before the tests' own user fol
 @pytest.mark.skipif(REAL is None, reason="the published checkpoint struc2mapGAN.ckpt (138 MB, from "
                     "https://osf.io/download/397v2/) is neither at $STRUC2MAP_PUBLISHED_CKPT nor in the user's "
                     "downloads folder ('struc2map weights download published' puts it there)")
-def test_real_published_checkpoint_reproduces_the_authors_example(tmp_path, data_dir):
+def test_real_published_checkpoint_reproduces_the_authors_example(tmp_path, data):
     """With the authors' input recipe, our pipeline should give the map their script gave for 8I2H."""
     from chimerax.struc2map.mapio import read_map
     from chimerax.struc2map.metrics import chimerax_correlation
     from chimerax.struc2map.tiling import TilingConfig
 
     assert file_sha256(REAL) == PUBLISHED.sha256
-    example = data_dir / "paper_example_8i2h"
-    atoms = read_structure(example / "8i2h_ref.pdb")
-    theirs = read_map(example / "8i2h_struc2mapGAN.mrc.gz")
+    atoms = read_structure(data("paper_example_8i2h/8i2h_ref.pdb"))
+    theirs = read_map(data("paper_example_8i2h/8i2h_struc2mapGAN.mrc.gz"))
     scores = {}
     for recipe in RECIPES:
         weights = load_weights_or_shipped(import_checkpoint(REAL, name=recipe, output=tmp_path, input_recipe=recipe))
@@ -300,7 +299,7 @@ def test_real_published_checkpoint_reproduces_the_authors_example(tmp_path, data
     assert scores["tempy-blur"] > 0.9, scores
 
 
-def test_chimerax_command_and_panel_use_imported_weights_by_name(tmp_path, data_dir, cx_session, monkeypatch):
+def test_chimerax_command_and_panel_use_imported_weights_by_name(tmp_path, data, cx_session, monkeypatch):
     """`struc2map #1 ... weights NAME` in a real ChimeraX session (the wheel's code), and the panel's choice."""
     from tests.chimerax_session import open_pdb, run
     from tests.test_panel import QtWidgets, _install_qt_shim  # noqa: F401  (a real Qt, PyQt6)
@@ -311,7 +310,7 @@ def test_chimerax_command_and_panel_use_imported_weights_by_name(tmp_path, data_
     from chimerax.struc2map.cmd import register_command
 
     register_command(cx_session.logger)
-    open_pdb(cx_session, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+    open_pdb(cx_session, data("t20s_fragment_emd5623/test_model.pdb"))
     (volume,) = run(cx_session, "struc2map #1 resolution 4 weights authors")
     expected, _ = generate(*_heavy(cx_session), 4.0, load_weights_or_shipped("authors"), device="cpu")
     np.testing.assert_allclose(volume.full_matrix(), expected.array, atol=1e-4)

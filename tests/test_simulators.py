@@ -21,8 +21,8 @@ def test_mass_overlay_spreads_each_mass_trilinearly():
     assert np.count_nonzero(values) == 8
 
 
-def test_mass_overlay_weights_by_mass_and_leaves_others_out(data_dir):
-    atoms = read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+def test_mass_overlay_weights_by_mass_and_leaves_others_out(data):
+    atoms = read_structure(data("t20s_fragment_emd5623/test_model.pdb"))
     lo = atoms.coords.min(axis=0) - 5
     shape = tuple(int(n) for n in np.ceil(atoms.coords.max(axis=0) - lo + 10)[::-1])
     grid = MapData(np.zeros(shape, np.float32), lo, 1.0)
@@ -42,8 +42,8 @@ def test_fourier_blur_is_scipy_fourier_gaussian():
     np.testing.assert_allclose(fourier_gaussian_blur(array, 1.7), expected, atol=1e-12)
 
 
-def test_blur_is_skipped_below_one_voxel_as_in_the_authors_script(data_dir):
-    atoms = read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+def test_blur_is_skipped_below_one_voxel_as_in_the_authors_script(data):
+    atoms = read_structure(data("t20s_fragment_emd5623/test_model.pdb"))
     lo = atoms.coords.min(axis=0) - 8
     grid = MapData(np.zeros((48, 48, 48), np.float32), lo, 1.0)
     splat = mass_overlay(atoms.coords, atoms.atomic_numbers, grid)
