@@ -1,4 +1,4 @@
-"""The ``struc2map`` command line: generate, molmap, compare, and the training steps."""
+"""The ``struc2map`` command line: generate, molmap, compare, weights, and the training steps."""
 from __future__ import annotations
 
 import argparse
@@ -159,6 +159,55 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_import(args: argparse.Namespace) -> int:
+    from .published import import_checkpoint
+    from .weights_io import file_sha256, read_metadata
+
+    pt_path = import_checkpoint(args.checkpoint, name=args.name, output=args.output, input_recipe=args.input,
+                                overwrite=args.overwrite)
+    _print_imported(pt_path, read_metadata(pt_path), file_sha256(args.checkpoint))
+    return 0
+
+
+def _weights_download(args: argparse.Namespace) -> int:
+    from .published import PUBLISHED, download_published, import_checkpoint
+    from .weights_io import read_metadata
+
+    progress = _progress_bar("download")
+    checkpoint = download_published(args.folder, progress=None if progress is None else
+                                    lambda done, total: progress(done >> 20, (total or PUBLISHED.size) >> 20))
+    print(f"{checkpoint}: {PUBLISHED.size} bytes, sha256 {PUBLISHED.sha256} (as published: {PUBLISHED.sha256_source})")
+    pt_path = import_checkpoint(checkpoint, name=args.name, output=args.output, input_recipe=args.input,
+                                overwrite=args.overwrite)
+    _print_imported(pt_path, read_metadata(pt_path), PUBLISHED.sha256)
+    return 0
+
+
+def _print_imported(pt_path: Path, meta: dict, checkpoint_sha256: str) -> None:
+    provenance = meta["provenance"]
+    print(f"checkpoint sha256 {checkpoint_sha256}: "
+          + (f"the published struc2mapGAN checkpoint, licence {provenance['licence']}" if provenance["published"]
+             else "not the published checkpoint"))
+    print(f"imported as {pt_path} (widths {'/'.join(map(str, meta['widths']))}, input {meta['input']['simulator']}); "
+          f"use it with --weights {pt_path.stem}")
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    from .weights_io import GeneratorSpec, installed_weights
+
+    found = installed_weights()
+    if not found:
+        print("No weights are installed.")
+    for w in found:
+        meta = w.metadata
+        native = GeneratorSpec.from_metadata(meta, str(w.path)).native_resolution
+        print(f"{w.name}{' (shipped)' if w.shipped else ''}: {w.description}\n  {w.path}\n"
+              f"  widths {'/'.join(map(str, meta['widths']))}; "
+              f"input {meta.get('input', {}).get('simulator', 'molmap')}; "
+              f"native resolution {native:g} Å; sha256 {meta['sha256'][:12]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="struc2map", description="Experimental-like cryo-EM maps from atomic "
                                      "models (struc2mapGAN), molmap, map comparison and training.")
@@ -173,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output-dir", metavar="DIR", help="folder for a batch: DIR/<model name>.mrc per model, "
                    "existing maps skipped, a log per process (struc2map_batch.rankR.jsonl); see docs/cluster.md")
     g.add_argument("--compare", metavar="MAP", help="experimental map to report correlations with")
-    g.add_argument("--weights", metavar="FILE", help="generator weights (.pt with its .json); default: shipped")
+    g.add_argument("--weights", metavar="NAME_OR_PATH", help="generator weights: a file (.pt with its .json) or "
+                   "the name of installed weights (see 'struc2map weights list'); default: shipped")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     g.add_argument("--tile-size", type=int, help="tile edge in voxels, a multiple of 8 (default 32, "
                    "the training tile size)")
@@ -210,10 +260,39 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", metavar="FILE")
     c.set_defaults(func=_compare)
 
+    _add_weights_subcommands(sub)
+
     from .training.cli import add_subcommands
 
     add_subcommands(sub)
     return parser
+
+
+def _add_weights_subcommands(sub) -> None:
+    from .simulators import RECIPES
+
+    w = sub.add_parser("weights", help="list weights; import or download the authors' published checkpoint")
+    wsub = w.add_subparsers(dest="weights_command", required=True)
+    for command, help_text in (("import", "import a struc2mapGAN Lightning checkpoint (.ckpt) as weights"),
+                               ("download", "download the authors' published checkpoint and import it")):
+        p = wsub.add_parser(command, help=help_text)
+        if command == "import":
+            p.add_argument("checkpoint", metavar="FILE.ckpt")
+            p.set_defaults(func=_weights_import)
+        else:
+            p.add_argument("which", choices=["published"])
+            p.add_argument("--folder", metavar="DIR", help="where to keep the checkpoint (default: the user's "
+                           "downloads folder)")
+            p.set_defaults(func=_weights_download)
+        p.add_argument("--name", default="published", help="name to use with --weights (default: published)")
+        p.add_argument("--output", metavar="DIR", help="folder to write NAME.pt and NAME.json to (default: the "
+                       "user's weights folder, where --weights NAME looks)")
+        p.add_argument("--input", choices=list(RECIPES), default="molmap", help="the input recipe the weights will "
+                       "be fed: molmap (default, what the generator was trained on) or tempy-blur (what the "
+                       "authors' inference script feeds by default)")
+        p.add_argument("--overwrite", action="store_true", help="replace weights of that name")
+    lst = wsub.add_parser("list", help="list installed weights (the user's weights folder, then the shipped ones)")
+    lst.set_defaults(func=_weights_list)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,8 @@ TORCH_HELP = (
     "command line, or reinstall the bundle with 'toolshed install' so that its dependencies come with it; "
     "then restart ChimeraX."
 )
-WEIGHTS_KEYWORD_HELP = " In ChimeraX, name a weights file with the weights keyword: struc2map #1 resolution 3.5 weights NAME.pt"
+WEIGHTS_KEYWORD_HELP = (" In ChimeraX, name weights with the weights keyword, by file or installed name: "
+                        "struc2map #1 resolution 3.5 weights NAME")
 
 _stop = threading.Event()
 
@@ -92,14 +93,13 @@ def struc2map_triggers(session):
 def register_command(logger) -> None:
     """Register ``struc2map`` and ``struc2map stop`` with ChimeraX's command parser."""
     from chimerax.atomic import AtomicStructuresArg
-    from chimerax.core.commands import (CmdDesc, FloatArg, IntArg, ModelIdArg, OpenFileNameArg, PositiveFloatArg,
-                                        StringArg, register)
+    from chimerax.core.commands import CmdDesc, FloatArg, IntArg, ModelIdArg, PositiveFloatArg, StringArg, register
     from chimerax.map import MapArg
 
     desc = CmdDesc(
         required=[("structures", AtomicStructuresArg)],
         keyword=[("resolution", FloatArg), ("grid_spacing", PositiveFloatArg), ("device", StringArg),
-                 ("weights", OpenFileNameArg), ("compare", MapArg), ("on_grid", MapArg), ("tile_size", IntArg),
+                 ("weights", StringArg), ("compare", MapArg), ("on_grid", MapArg), ("tile_size", IntArg),
                  ("batch_size", IntArg), ("model_id", ModelIdArg), ("name", StringArg)],
         required_arguments=["resolution"],
         synopsis="generate an experimental-like cryo-EM map from an atomic model (struc2mapGAN)")
@@ -164,12 +164,15 @@ def _heavy_atoms(structure):
 
 
 def _simulated_input(session, atoms, weights, resolution: float):
-    """ChimeraX's molmap of the atoms at the generator's input resolution and grid, as an engine MapData."""
+    """ChimeraX's molmap of the atoms at the generator's input resolution and grid, as an engine MapData
+    (the engine's simulator for weights whose input recipe is not molmap)."""
     from chimerax.map.molmap import molmap
 
-    from .generate import edge_padding, input_settings
+    from .generate import edge_padding, input_settings, simulate_input
     from .grid import MapData
 
+    if weights.metadata.get("input", {}).get("simulator", "molmap") != "molmap":
+        return simulate_input(atoms.coords, atoms.element_numbers, weights, resolution)
     input_resolution, spacing = input_settings(weights)
     volume = molmap(session, atoms, input_resolution, grid_spacing=spacing,
                     edge_padding=edge_padding(weights, resolution), open_model=False, replace=False)

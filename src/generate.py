@@ -1,7 +1,8 @@
 """From atoms (or a molmap already made, e.g. by ChimeraX) to a generated map: the engine's main job.
 
-Steps: molmap at the generator's input resolution (2 Å) on a 1 Å grid around
-the model, min-max normalised as in training (with the B-factor channel of
+Steps: the simulated input the weights name (simulators.py: molmap at 2 Å on
+a 1 Å grid around the model, min-max normalised as in training, unless the
+weights say otherwise; with the B-factor channel of
 inputs.py for weights that read it); the generator run tile by tile, asked
 for the requested resolution when it takes one as input (else at its one
 native resolution, then low-pass filtered); the output's envelope applied.
@@ -23,9 +24,10 @@ from .errors import InputError
 from .grid import MapData
 from .inputs import bfactors_informative, input_channels, resolution_condition
 from .mask import atom_distance, atom_mask, envelope_radii, mask_to_background, soft_envelope
-from .molmap import molmap, molmap_grid, normalize_minmax
+from .molmap import molmap_grid
 from .network import Conditioned
 from .resolution import check_resolution, lowpass_to_resolution
+from .simulators import normalise, simulate
 from .tiling import TilingConfig, TilingReport, predict_tiled
 from .weights_io import Weights
 
@@ -91,13 +93,14 @@ def edge_padding(weights: Weights, resolution: float) -> float:
 
 
 def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weights, resolution: float) -> MapData:
-    """molmap at the generator's input resolution on its grid spacing, padded for the target resolution."""
+    """The weights' input recipe (simulators.py; molmap by default) at its resolution and grid spacing,
+    on molmap's grid around the atoms padded for the target resolution."""
     input_resolution, spacing = input_settings(weights)
     origin, shape = molmap_grid(coords, input_resolution, grid_spacing=spacing,
                                 edge_padding=edge_padding(weights, resolution))
     check_memory(shape)
     grid = MapData(np.empty(shape, np.float32), origin, spacing)  # on_grid uses only the geometry
-    return molmap(coords, atomic_numbers, input_resolution, on_grid=grid)
+    return simulate(coords, atomic_numbers, weights.metadata.get("input", {}), grid)
 
 
 def generate_from_input(simulated: MapData, resolution: float, weights: Weights, *,
@@ -106,10 +109,10 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
                         tiling: TilingConfig | None = None, device: str = "auto",
                         progress: Callable[[int, int], None] | None = None,
                         should_stop: Callable[[], bool] | None = None) -> tuple[MapData, GenerateReport]:
-    """Run the generator on a simulated map (molmap at the input resolution, any scale).
+    """Run the generator on a simulated map (the weights' input recipe, any scale).
 
     ``simulated`` must be on the grid spacing the weights expect (1 Å); it
-    is min-max normalised here, as in training. The atoms' ``coords`` (Å, in
+    is normalised here as the recipe says (min-max for molmap, as in training). The atoms' ``coords`` (Å, in
     the input's frame) give the output its envelope: the soft envelope of
     conditioned weights, or the hard mask of version-1 weights. Conditioned
     weights with a B-factor channel also read ``atomic_numbers`` and
@@ -140,7 +143,7 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
 def _run_native(simulated: MapData, resolution: float, weights: Weights, *, coords, tiling, device, progress,
                 should_stop, **_unused) -> tuple[MapData, TilingReport, float, list[str]]:
     """Version-1 weights: the generator at its one native resolution, hard-masked, then low-passed."""
-    volume = normalize_minmax(simulated.array)
+    volume = normalise(simulated.array, weights.metadata.get("input", {}))
     mask_radius = weights.spec.mask_radius
     mask = atom_mask(simulated, coords, mask_radius) if coords is not None and mask_radius else None
     output, tiles = predict_tiled(weights.generator, volume, tiling, device=device,
