@@ -1,0 +1,209 @@
+"""One memory estimate before every large allocation: jobs too large end in one sentence and exit 2, never
+in a MemoryError traceback (issue 10, item 6).
+
+The command-line cases run in a child process under a real address-space limit (RLIMIT_AS, as
+``ulimit -v`` sets it) a few GB above what the process already uses, so they are refused the same way
+on any machine; cgroup limits are read from cgroup files written in the test's folder.
+"""
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import numpy as np
+import pytest
+
+from chimerax.struc2map import cli, memory
+from chimerax.struc2map.errors import InputError
+from chimerax.struc2map.generate import input_grid
+from chimerax.struc2map.molmap import molmap_grid
+
+GB = 2 ** 30
+
+LIMITED = textwrap.dedent("""
+    import resource, sys
+    import torch  # loaded before the limit, as in a real run
+    from chimerax.struc2map import cli, memory
+    headroom = int(sys.argv[1])
+    used = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (used + headroom, resource.RLIM_INFINITY))
+    if sys.argv[2] == "limit":
+        print(memory.memory_limit())
+        sys.exit(0)
+    sys.exit(cli.main(sys.argv[2:]))
+""")
+
+
+def run_limited(headroom: int, *argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", LIMITED, str(headroom), *map(str, argv)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def assert_refused(result: subprocess.CompletedProcess, *words: str) -> str:
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("struc2map: warning: ")]
+    err = "\n".join(lines)
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and err.startswith("struc2map: error: ") and "Traceback" not in err, result.stderr
+    for word in words:
+        assert word in err, err
+    return err
+
+
+@pytest.fixture
+def fragment(data_dir):
+    return data_dir / "t20s_fragment_emd5623" / "test_model.pdb"
+
+
+def pdb_with_atoms(path, points):
+    lines = [f"ATOM  {i + 1:5d}  CA  ALA A{i + 1:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00  0.00           C"
+             for i, (x, y, z) in enumerate(points)]
+    path.write_text("\n".join(lines + ["END", ""]))
+    return path
+
+
+# The issue's cases, each one sentence and exit 2 under a 2 GB address-space allowance.
+
+def test_model_700_angstrom_across_is_refused(tiny_weights, tmp_path):
+    model = pdb_with_atoms(tmp_path / "wide.pdb", [(0, 0, 0), (700, 700, 700)])
+    out = tmp_path / "o.mrc"
+    result = run_limited(2 * GB, "generate", model, "-r", 4, "-o", out, "--weights", tiny_weights.path)
+    assert_refused(result, "voxels", "GB of memory", "ulimit -v", "split the model")
+    assert not out.exists()
+
+
+def test_coarse_resolution_on_a_small_fragment_is_refused(fragment, tiny_weights, tmp_path):
+    result = run_limited(2 * GB, "generate", fragment, "-r", 100, "-o", tmp_path / "o.mrc",
+                         "--weights", tiny_weights.path)
+    assert_refused(result, "voxels", "finer resolution")
+
+
+def test_huge_tiles_are_refused(fragment, tiny_weights, tmp_path):
+    result = run_limited(2 * GB, "generate", fragment, "-r", 4, "-o", tmp_path / "o.mrc", "--tile-size", 1000,
+                         "--weights", tiny_weights.path)
+    assert_refused(result, "tiles of 1000³", "--batch-size or --tile-size")
+
+
+@pytest.mark.parametrize("option", [["--grid-spacing", "0.02"], ["--edge-padding", "1e6"]])
+def test_absurd_molmap_grids_are_refused(fragment, tmp_path, option):
+    result = run_limited(2 * GB, "molmap", fragment, "-r", 4, "-o", tmp_path / "m.mrc", *option)
+    assert_refused(result, "A molmap of", "voxels", "coarser grid spacing")
+    assert not (tmp_path / "m.mrc").exists()
+
+
+def test_ordinary_work_still_runs_under_the_limit(fragment, tmp_path):
+    result = run_limited(2 * GB, "molmap", fragment, "-r", 4, "-o", tmp_path / "m.mrc")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "m.mrc").stat().st_size > 1024
+
+
+def gzip_of_zeros(path, size: int, trailer: int | None = None, prefix: bytes = b""):
+    """A gzip file unpacking to ``prefix`` + ``size`` zero bytes; ``trailer`` replaces ISIZE (a lying one)."""
+    packer, chunk = zlib.compressobj(1, zlib.DEFLATED, 31), bytes(64 * 2 ** 20)
+    with open(path, "wb") as f:
+        f.write(packer.compress(prefix))
+        for _ in range(size // len(chunk)):
+            f.write(packer.compress(chunk))
+        f.write(packer.flush())
+    if trailer is not None:
+        with open(path, "r+b") as f:
+            f.seek(-4, 2)
+            f.write(trailer.to_bytes(4, "little"))
+    return path
+
+
+def test_gzip_bomb_is_refused_before_it_is_unpacked(fragment, tmp_path):
+    bomb = gzip_of_zeros(tmp_path / "bomb.mrc.gz", 2 * GB)
+    result = run_limited(1 * GB, "compare", bomb, "--reference", bomb)
+    assert_refused(result, "bomb.mrc.gz (2.0 GB unpacked)", "ulimit -v", "more memory")
+
+
+def test_a_lying_gzip_trailer_is_not_trusted(tmp_path):
+    # A 6 MB file could unpack to 6 GB: its 4-byte trailer (here: 100 bytes) cannot be trusted, so it is counted.
+    noise = np.random.default_rng(0).integers(0, 256, 6 * 2 ** 20, dtype=np.uint8).tobytes()
+    lying = gzip_of_zeros(tmp_path / "lying.mrc.gz", 256 * 2 ** 20, trailer=100, prefix=noise)
+    assert memory.gzip_unpacked_size(lying, 100 * 2 ** 20) > 100 * 2 ** 20
+    honest = gzip_of_zeros(tmp_path / "honest.mrc.gz", 64 * 2 ** 20)
+    assert memory.gzip_unpacked_size(honest, 2 ** 40) == 64 * 2 ** 20
+
+
+def test_map_header_gives_the_size_without_unpacking(tmp_path):
+    # 6 MB of noise packs to over 4.2 MB, which deflate could unpack to over 4 GiB: the 4-byte trailer alone
+    # cannot tell; the map's header, when the trailer agrees with it, can (no unpacking).
+    from chimerax.struc2map.grid import MapData
+    from chimerax.struc2map.mapio import _gzip_header_size, write_map
+
+    values = np.random.default_rng(1).random((100, 120, 125), dtype=np.float32)
+    path = tmp_path / "noise.mrc.gz"
+    write_map(path, MapData(values, (0, 0, 0), 1.0))
+    assert path.stat().st_size * memory.DEFLATE_MAX_RATIO > 2 ** 32
+    size = 1024 + values.nbytes
+    assert _gzip_header_size(path) == size
+    assert memory.gzip_unpacked_size(path, 2 ** 20, expected=size) == size
+    assert 2 ** 20 < memory.gzip_unpacked_size(path, 2 ** 20) < size  # counted, and stopped early
+    assert memory.gzip_unpacked_size(path, 2 ** 20, expected=size + 1) < size  # a header that disagrees
+
+
+# The ChimeraX command's check before ChimeraX's own molmap (a structure 5000 Å across).
+
+def test_structure_5000_angstrom_across_is_refused_before_molmap(tiny_weights):
+    coords = np.array([[0.0, 0.0, 0.0], [5000.0, 5000.0, 5000.0]])
+    _, shape, _ = input_grid(coords, tiny_weights, 4.0)
+    with pytest.raises(InputError, match=r"5024×5024×5024 voxels .* needs about .* TB of memory"):
+        memory.check_generate(shape)
+    with pytest.raises(InputError, match="A molmap of .* coarser grid spacing"):
+        memory.check_molmap(molmap_grid(coords, 4.0)[1])
+
+
+# Where the limit comes from.
+
+def test_address_space_limit_is_honoured():
+    result = run_limited(3 * GB, "limit")
+    have, why = eval(result.stdout)  # (bytes, reason) printed by the child
+    assert why == "the address-space limit (ulimit -v)" and 2.8 * GB < have <= 3 * GB
+
+
+def test_cgroup_v2_limit_counts_reclaimable_cache_as_free(tmp_path):
+    (tmp_path / "proc_cgroup").write_text("0::/user.slice/job7\n")
+    job = tmp_path / "cg" / "user.slice" / "job7"
+    job.mkdir(parents=True)
+    (job / "memory.max").write_text(f"{GB}\n")
+    (job / "memory.current").write_text(f"{GB // 2}\n")
+    (job / "memory.stat").write_text(f"anon 1000\ninactive_file {100 * 2 ** 20}\nactive_file 5\n")
+    (job.parent / "memory.max").write_text("max\n")
+    (job.parent / "memory.current").write_text(f"{3 * GB}\n")
+    assert memory.cgroup_headroom(tmp_path / "proc_cgroup", tmp_path / "cg") == GB // 2 + 100 * 2 ** 20
+    (job.parent / "memory.max").write_text(f"{3 * GB + 2 ** 20}\n")  # a tighter parent wins
+    assert memory.cgroup_headroom(tmp_path / "proc_cgroup", tmp_path / "cg") == 2 ** 20
+
+
+def test_cgroup_v1_limit_seen_at_the_container_root(tmp_path):
+    (tmp_path / "proc_cgroup").write_text("5:devices:/x\n4:memory:/process_api/abc\n0::/\n")
+    mem = tmp_path / "cg" / "memory"
+    mem.mkdir(parents=True)  # the container sees its own cgroup at the mount's root
+    (mem / "memory.limit_in_bytes").write_text(f"{2 * GB}\n")
+    (mem / "memory.usage_in_bytes").write_text(f"{GB}\n")
+    (mem / "memory.stat").write_text("total_inactive_file 0\n")
+    assert memory.cgroup_headroom(tmp_path / "proc_cgroup", tmp_path / "cg") == GB
+    (mem / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    assert memory.cgroup_headroom(tmp_path / "proc_cgroup", tmp_path / "cg") is None
+
+
+def test_refusal_names_size_limit_and_way_out():
+    assert memory.refusal(GB, (2 * GB, "free memory"), "X", "do Y") is None
+    text = memory.refusal(3 * GB, (2 * GB, "free memory"), "A map of 10×10×10 voxels", "use a coarser grid")
+    assert text == ("A map of 10×10×10 voxels needs about 3.0 GB of memory but 2.0 GB is available "
+                    "(free memory); use a coarser grid.")
+
+
+def test_memory_error_beyond_the_estimates_is_one_sentence(data_dir, monkeypatch, capsys):
+    # An allocation failing past the estimates cannot be provoked reliably: compare_maps is made to fail.
+    from chimerax.struc2map import metrics
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(metrics, "compare_maps", out_of_memory)
+    exp = data_dir / "t20s_fragment_emd5623" / "test_map.ccp4.gz"
+    assert cli.main(["compare", str(exp), "--reference", str(exp)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("struc2map: error: ran out of memory;") and "\n" not in err
