@@ -196,9 +196,11 @@ def plan_batch(models: Sequence[str | Path], output_dir: str | Path, *,
     if not os.access(output_dir, os.W_OK):
         raise InputError(f"Cannot write to the output folder {output_dir}.")
     plan = BatchPlan(inputs, outputs, output_dir, rank, world)
-    for _, output in plan.share:  # existing maps are skipped, but never a FIFO, device or folder in their place
-        check_output(output, overwrite=True, inputs=inputs)
-    check_output(plan.log_path, overwrite=True, inputs=inputs)
+    # Existing maps are skipped, but never a FIFO, device or folder in their place. (A map's name,
+    # <stem>.mrc, can never be a model's: model_stem keeps any suffix that is not a model suffix.)
+    for _, output in plan.share:
+        check_output(output, overwrite=True)
+    check_output(plan.log_path, overwrite=True)
     return plan
 
 
