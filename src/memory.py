@@ -200,6 +200,13 @@ def check_compare(reference_shape_zyx: tuple[int, int, int]) -> None:
                  "cut a smaller box from the reference or use a machine with more memory")
 
 
+def _trailer(path: Path) -> int:
+    """A gzip file's ISIZE: its last member's unpacked size modulo 4 GiB."""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 4))
+        return int.from_bytes(f.read(4), "little")
+
+
 def gzip_unpacked_size(path: str | os.PathLike, stop_above: int, expected: int | None = None) -> int:
     """Bytes a gzip file unpacks to (at least ``stop_above`` + 1 when more), without holding them in memory.
 
@@ -211,10 +218,8 @@ def gzip_unpacked_size(path: str | os.PathLike, stop_above: int, expected: int |
     stream ends the count (the reader reports it).
     """
     path = Path(path)
-    packed = path.stat().st_size
+    packed, trailer = path.stat().st_size, _trailer(path)
     with path.open("rb") as f:
-        f.seek(max(0, packed - 4))
-        trailer = int.from_bytes(f.read(4), "little")
         bound = packed * DEFLATE_MAX_RATIO
         if expected is not None and expected % (1 << 32) == trailer and expected <= bound:
             return expected
@@ -251,8 +256,13 @@ def check_file_read(path: str | os.PathLike, factor: float = MAP_READ_FACTOR, ex
         return
     with path.open("rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
-    size = gzip_unpacked_size(path, int(limit[0] / factor), expected) if gzipped else path.stat().st_size
-    what = f"Reading {path.name} ({size_text(size)}{' unpacked' if gzipped else ''})"
+    stop_above = int(limit[0] / factor)
+    size = gzip_unpacked_size(path, stop_above, expected) if gzipped else path.stat().st_size
+    if not gzipped:
+        what = f"Reading {path.name} ({size_text(size)})"
+    else:  # a count stopped early says only "more than"
+        more = "over " if size > stop_above and size not in (expected, _trailer(path)) else ""
+        what = f"Reading {path.name} ({more}{size_text(size)} unpacked)"
     message = refusal(size * factor, limit, what, "use a machine with more memory or cut a smaller box from it")
     if message:
         raise InputError(message)
