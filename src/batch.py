@@ -23,12 +23,14 @@ import torch
 
 from . import __version__
 from .errors import InputError, Struc2mapError
-from .generate import GenerateReport, generate
+from .files import check_output
+from .generate import GenerateReport, generate, input_grid
 from .grid import MapData
-from .mapio import write_map
+from .mapio import check_map_output, write_map
+from .memory import check_generate
 from .structure import Atoms, read_structure
 from .tiling import TilingConfig, resolve_device
-from .weights_io import Weights
+from .weights_io import Weights, weights_file_pair
 
 MODEL_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 LOG_NAME = "struc2map_batch.rank{rank}.jsonl"
@@ -47,8 +49,15 @@ def generate_model(model: str | Path, output: str | Path, resolution: float, wei
                    tiling: TilingConfig | None = None, device: str = "auto", overwrite: bool = False,
                    use_bfactors: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> tuple[Atoms, MapData, GenerateReport]:
-    """Read one model, generate its map and write it: the steps every model goes through."""
+    """Read one model, generate its map and write it: the steps every model goes through.
+
+    The output (path, format, placement) and the memory are checked before the generator runs.
+    """
     atoms = read_structure(model)
+    tiling = tiling or TilingConfig()
+    origin, shape, spacing = input_grid(atoms.coords, weights, resolution)
+    check_map_output(output, origin, spacing, overwrite=overwrite, inputs=[model, *weights_file_pair(weights.path)])
+    check_generate(shape, tiling.tile_size, tiling.batch_size)
     generated, report = generate(atoms.coords, atoms.atomic_numbers, resolution, weights, tiling=tiling,
                                  device=device, progress=progress, b_factors=atoms.b_factors,
                                  use_bfactors=use_bfactors)
@@ -186,7 +195,13 @@ def plan_batch(models: Sequence[str | Path], output_dir: str | Path, *,
         raise InputError(f"Cannot create the output folder {output_dir}: {e.strerror or e}.") from e
     if not os.access(output_dir, os.W_OK):
         raise InputError(f"Cannot write to the output folder {output_dir}.")
-    return BatchPlan(inputs, outputs, output_dir, rank, world)
+    plan = BatchPlan(inputs, outputs, output_dir, rank, world)
+    # Existing maps are skipped, but never a FIFO, device or folder in their place. (A map's name,
+    # <stem>.mrc, can never be a model's: model_stem keeps any suffix that is not a model suffix.)
+    for _, output in plan.share:
+        check_output(output, overwrite=True)
+    check_output(plan.log_path, overwrite=True)
+    return plan
 
 
 @dataclass

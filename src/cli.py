@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -11,6 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, Struc2mapError
+from .files import check_output, write_text
+from .memory import check_compare
 
 
 def _progress_bar(label: str):
@@ -31,22 +32,17 @@ def _progress_bar(label: str):
     return show
 
 
-def _check_output(path: str, overwrite: bool) -> Path:
-    """Fail before any work if the output cannot be written."""
-    out = Path(path)
-    if out.exists() and not overwrite:
-        raise InputError(f"Output {out} already exists; use --overwrite to replace it.")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"Cannot write {out}: folder {folder} does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"Cannot write {out}: folder {folder} is not writable.")
-    return out
-
-
-def _write_json(path: str | None, data: dict) -> None:
+def _write_json(path: str | None, data: dict, overwrite: bool) -> None:
+    """The ``--json`` summary, by the rules of every output (atomic, no overwrite unless asked)."""
     if path:
-        Path(path).write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(data, indent=1, default=float) + "\n", overwrite=overwrite)
+
+
+def _weights_files(path: str | None) -> list[Path]:
+    """The files of ``--weights`` (inputs no output may replace)."""
+    from .weights_io import weights_file_pair
+
+    return list(weights_file_pair(path)) if path else []
 
 
 def _metric_line(name: str, m: dict) -> str:
@@ -81,8 +77,13 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.output:
         raise InputError("Name the map to write with --output FILE (or a folder for many maps with --output-dir).")
     model = args.model[0]
-    out = _check_output(args.output, args.overwrite)
+    inputs = [model, args.compare, *_weights_files(args.weights)]
+    out = check_output(args.output, overwrite=args.overwrite, inputs=inputs, others=[args.json])
+    if args.json:
+        check_output(args.json, overwrite=args.overwrite, inputs=inputs, others=[out])
     experimental = read_map(args.compare) if args.compare else None
+    if experimental is not None:
+        check_compare(experimental.array.shape)
     weights = load_weights_or_shipped(args.weights)
     atoms, generated, report = generate_model(model, out, args.resolution, weights, tiling=_tiling(args),
                                               device=args.device, overwrite=args.overwrite,
@@ -103,7 +104,7 @@ def _generate(args: argparse.Namespace) -> int:
     print(_metric_line(f"vs molmap at {args.resolution:g} Å", metrics["molmap"]))
     if experimental is not None:
         print(_metric_line(f"vs {Path(args.compare).name}", metrics["experimental"]))
-    _write_json(args.json, summary)
+    _write_json(args.json, summary, args.overwrite)
     return 0
 
 
@@ -129,13 +130,23 @@ def _generate_batch(args: argparse.Namespace) -> int:
 
 
 def _molmap(args: argparse.Namespace) -> int:
-    from .mapio import read_map, write_map
-    from .molmap import SIGMA_FACTOR, molmap
+    from .mapio import check_map_output, read_map, write_map
+    from .memory import check_molmap
+    from .molmap import SIGMA_FACTOR, _grid_step, molmap, molmap_grid
     from .structure import read_structure
 
-    out = _check_output(args.output, args.overwrite)
+    inputs = [args.model, args.on_grid]
+    check_output(args.output, overwrite=args.overwrite, inputs=inputs)
     atoms = read_structure(args.model)
     on_grid = read_map(args.on_grid) if args.on_grid else None
+    if on_grid is None:
+        origin, shape = molmap_grid(atoms.coords, args.resolution, grid_spacing=args.grid_spacing,
+                                    edge_padding=args.edge_padding, convention=args.convention)
+        spacing = _grid_step(args.resolution, args.grid_spacing)
+    else:
+        origin, shape, spacing = on_grid.origin, on_grid.array.shape, on_grid.voxel_size
+    check_molmap(shape)
+    out = check_map_output(args.output, origin, spacing, overwrite=args.overwrite, inputs=inputs)
     result = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, grid_spacing=args.grid_spacing,
                     sigma_factor=args.sigma_factor or SIGMA_FACTOR, edge_padding=args.edge_padding,
                     on_grid=on_grid, convention=args.convention)
@@ -151,11 +162,15 @@ def _compare(args: argparse.Namespace) -> int:
     from .mapio import read_map
     from .metrics import compare_maps
 
-    result = compare_maps(read_map(args.map), read_map(args.reference), level=args.level)
+    if args.json:
+        check_output(args.json, overwrite=args.overwrite, inputs=[args.map, args.reference])
+    reference = read_map(args.reference)
+    check_compare(reference.array.shape)
+    result = compare_maps(read_map(args.map), reference, level=args.level)
     print(f"{Path(args.map).name} vs {Path(args.reference).name} "
           f"(envelope: reference >= {result['level']:.4g}, {result['points']} points)")
     print(_metric_line("metrics", result))
-    _write_json(args.json, {"map": args.map, "reference": args.reference, **result})
+    _write_json(args.json, {"map": args.map, "reference": args.reference, **result}, args.overwrite)
     return 0
 
 
@@ -235,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "tiles, fp32 (for comparison)")
     g.add_argument("--ignore-bfactors", action="store_true", help="leave the model's B-factors out (default: used "
                    "when the weights read them and they vary: not for flat or zero B-factors, e.g. predicted models)")
-    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT (or a batch's maps) if it exists")
+    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the --json file (or a batch's maps) "
+                   "if they exist (never an input, a folder or a special file)")
     g.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     g.set_defaults(func=_generate)
 
@@ -257,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--reference", required=True, help="reference map, e.g. the experimental one")
     c.add_argument("--level", type=float, help="envelope contour of the reference (default: ChimeraX's "
                    "initial level, the value above which 1%% of voxels lie)")
-    c.add_argument("--json", metavar="FILE")
+    c.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    c.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     c.set_defaults(func=_compare)
 
     _add_weights_subcommands(sub)
@@ -305,6 +322,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except Struc2mapError as e:
         print(f"struc2map: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:  # the estimates in memory.py refuse most jobs too large before they start
+        print("struc2map: error: ran out of memory; use a coarser grid, a smaller box or model, or a smaller "
+              "--batch-size or --tile-size.", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch's, for GPU memory
+            raise
+        print("struc2map: error: the GPU ran out of memory; use a smaller --batch-size or --tile-size, or "
+              "--device cpu.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("struc2map: interrupted", file=sys.stderr)

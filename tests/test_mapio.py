@@ -140,10 +140,10 @@ def test_failed_write_leaves_old_file_and_no_temporary(tmp_path, monkeypatch, fa
 
 
 def test_failed_rename_leaves_no_temporary(tmp_path, monkeypatch):
-    def no_replace(src, dst):
+    def no_link(src, dst):  # a new file is published with a hard link (never replaces one made meanwhile)
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(files.os, "replace", no_replace)
+    monkeypatch.setattr(files.os, "link", no_link)
     with pytest.raises(InputError, match=r"Could not write the map .*new\.mrc: Permission denied"):
         write_map(tmp_path / "new.mrc", _sample_map())
     assert list(tmp_path.iterdir()) == []
