@@ -163,15 +163,6 @@ def test_ranks_share_the_models_exactly_once(models, tiny_weights, tmp_path, mon
         batch.rank_from_env()
 
 
-def test_process_device_follows_local_rank(monkeypatch):
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    assert str(batch.process_device("cpu")) == "cpu"
-    if not batch.torch.cuda.is_available():
-        assert str(batch.process_device("auto")) in ("cpu", "mps")
-    elif batch.torch.cuda.device_count() > 1:
-        assert str(batch.process_device("auto")) == "cuda:1"
-
-
 def test_two_processes_under_torchrun(models, tiny_weights, tmp_path):
     """torchrun with two CPU processes: each model once across both logs; a failure ends no one's work early."""
     listing = tmp_path / "models.txt"  # rank 0 gets the broken and the small model, so it finishes first
