@@ -35,6 +35,7 @@ import numpy as np
 from .errors import InputError
 from .files import atomic_path
 from .grid import MapData
+from .input_files import readable_file
 
 CCP4_SUFFIXES = (".map", ".ccp4")
 IMOD_SUFFIXES = (".rec",)
@@ -44,9 +45,7 @@ READABLE_MODES = (0, 1, 2, 6, 12)  # int8/uint8, int16, float32, uint16, float16
 
 def read_map(path) -> MapData:
     """Read an MRC/CCP4 map (gzipped or not) with ChimeraX's placement rules."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"The map file {path} does not exist.")
+    path = readable_file(path, "map file")
     h, data = _read_mrc(path)
     crs_size = (int(h.nx), int(h.ny), int(h.nz))
     if min(crs_size) <= 0:
