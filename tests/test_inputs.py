@@ -11,27 +11,17 @@ import warnings
 import numpy as np
 import pytest
 
-from chimerax.struc2map import cli
 from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.mapio import read_map, write_map
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.metrics import compare_maps, molmap_contour_level
 from chimerax.struc2map.molmap import molmap
 from chimerax.struc2map.structure import read_structure
+from tests.test_cli import fragment, run  # noqa: F401  (the real fragment and its map; cli.main on str args)
 
 FAST = ["--tile-size", "40", "--margin", "4", "--device", "cpu"]
 CIF_HEAD = ("data_x\nloop_\n_atom_site.group_PDB\n_atom_site.id\n_atom_site.type_symbol\n_atom_site.label_atom_id\n"
             "_atom_site.label_comp_id\n_atom_site.label_asym_id\n_atom_site.label_seq_id\n")
-
-
-@pytest.fixture
-def fragment(data_dir):
-    d = data_dir / "t20s_fragment_emd5623"
-    return d / "test_model.pdb", d / "test_map.ccp4.gz"
-
-
-def run(*argv):
-    return cli.main([str(a) for a in argv])
 
 
 def one_error_line(capsys) -> str:
@@ -210,7 +200,7 @@ def test_map_label_records_the_resolution_the_map_has(fragment, tiny_weights, tm
     out = tmp_path / "o.mrc"
     assert run("generate", fragment[0], "-r", 2.5, "-o", out, "--weights", tiny_weights.path, *FAST) == 0
     assert "left at 3 Å" in capsys.readouterr().out  # tiny_weights' native resolution is 3 Å
-    (label,) = read_map(out).header["labels"]
+    label = read_map(out).header["labels"][0]
     assert " res 3 " in label and "2.5" not in label
 
 
