@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import torch
 
 from . import __version__
+from .device import process_device, rank_from_env
 from .errors import InputError, Struc2mapError
 from .files import check_output
 from .generate import GenerateReport, generate, input_grid
@@ -29,7 +30,7 @@ from .grid import MapData
 from .mapio import check_map_output, write_map
 from .memory import check_generate
 from .structure import Atoms, read_structure
-from .tiling import TilingConfig, resolve_device
+from .tiling import TilingConfig
 from .weights_io import Weights, weights_file_pair
 
 MODEL_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
@@ -140,28 +141,6 @@ def output_paths(inputs: Sequence[Path], output_dir: Path) -> list[Path]:
     return [output_dir / f"{model_stem(p)}.mrc" for p in inputs]
 
 
-def rank_from_env() -> tuple[int, int]:
-    """(rank, world size) from ``RANK`` and ``WORLD_SIZE`` (torchrun's), (0, 1) when unset."""
-    try:
-        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError:
-        raise InputError("RANK and WORLD_SIZE must be whole numbers.") from None
-    if world < 1 or not 0 <= rank < world:
-        raise InputError(f"RANK {rank} must lie in 0..WORLD_SIZE-1 (WORLD_SIZE is {world}).")
-    return rank, world
-
-
-def process_device(device: str = "auto") -> torch.device:
-    """This process's device: ``cuda:LOCAL_RANK`` under torchrun when CUDA is asked for (or auto) and there."""
-    local = os.environ.get("LOCAL_RANK")
-    if local is not None and device in ("auto", "cuda") and torch.cuda.is_available():
-        device = f"cuda:{local}"
-    resolved = resolve_device(device)
-    if resolved.type == "cuda" and resolved.index is not None:
-        torch.cuda.set_device(resolved)  # keeps library workspaces off GPU 0
-    return resolved
-
-
 @dataclass
 class BatchPlan:
     """Every (model, map) pair of a batch, and the share of this process."""
@@ -222,8 +201,12 @@ def _append(log: Path, record: dict) -> None:
 def _run_one(model: Path, output: Path, resolution: float, weights: Weights, tiling: TilingConfig | None,
              device: str, overwrite: bool, use_bfactors: bool) -> dict:
     """One model's log record; a failure becomes part of the record instead of stopping the batch."""
-    if output.exists() and not overwrite:
-        return {"status": "skipped", "error": None}
+    if output.exists() and not overwrite:  # a finished map is a non-empty file: anything else is not done
+        if output.is_file() and output.stat().st_size > 0:
+            return {"status": "skipped", "error": None}
+        what = "is empty (0 bytes)" if output.is_file() else "is not a regular file"
+        return {"status": "failed", "error": f"{output} exists but {what}, so it is not a finished map; "
+                "delete it or use --overwrite."}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -47,6 +47,7 @@ def _weights_files(path: str | None) -> list[Path]:
 
 def _metric_line(name: str, m: dict) -> str:
     return (f"  {name}: correlation {m['correlation']:.4f}, about mean {m['correlation_about_mean']:.4f}"
+            + (f" (within {m['envelope']})" if "envelope" in m else "")
             + (f", PCC {m['pcc']:.4f}, SSIM {m['ssim']:.4f}" if "pcc" in m else ""))
 
 
@@ -54,24 +55,31 @@ def _tiling(args: argparse.Namespace):
     from .tiling import TilingConfig
 
     tiling = TilingConfig.paper() if args.paper_tiling else TilingConfig()
-    if args.tile_size:
-        tiling.tile_size = args.tile_size
-    if args.margin is not None:
-        tiling.margin = args.margin
-    if args.batch_size:
-        tiling.batch_size = args.batch_size
-    if args.precision:
-        tiling.precision = args.precision
+    for name in ("tile_size", "margin", "batch_size", "precision"):  # 0 is a value, not "not given"
+        if getattr(args, name) is not None:
+            setattr(tiling, name, getattr(args, name))
+    tiling.check()
     return tiling
+
+
+def _check_generate_options(args: argparse.Namespace) -> None:
+    """Refuse a bad resolution, tiling or device before any model is read (a batch included)."""
+    from .device import resolve_device
+    from .resolution import check_resolution
+
+    check_resolution(args.resolution, warn=False)  # generate warns once per map
+    _tiling(args)
+    resolve_device(args.device)
 
 
 def _generate(args: argparse.Namespace) -> int:
     from .batch import generate_model, is_batch
     from .mapio import read_map
-    from .metrics import chimerax_correlation, compare_maps
+    from .metrics import INITIAL_ENVELOPE, MOLMAP_ENVELOPE, compare_maps, molmap_correlation
     from .molmap import molmap
     from .weights_io import load_weights_or_shipped
 
+    _check_generate_options(args)
     if args.output_dir or is_batch(args.model):
         return _generate_batch(args)
     if not args.output:
@@ -90,9 +98,9 @@ def _generate(args: argparse.Namespace) -> int:
                                               use_bfactors=not args.ignore_bfactors,
                                               progress=_progress_bar("tiles"))
     reference = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, on_grid=generated)
-    metrics = {"molmap": chimerax_correlation(reference, generated)}
+    metrics = {"molmap": {**molmap_correlation(reference, generated), "envelope": MOLMAP_ENVELOPE}}
     if experimental is not None:
-        metrics["experimental"] = compare_maps(generated, experimental)
+        metrics["experimental"] = {**compare_maps(generated, experimental), "envelope": INITIAL_ENVELOPE}
     summary = {"model": str(model), "output": str(out), **report.to_dict(), "metrics": metrics}
     print(f"{Path(model).name}: {report.atoms} atoms -> {out} "
           f"({report.grid_xyz[0]}×{report.grid_xyz[1]}×{report.grid_xyz[2]} voxels of {report.voxel_size:g} Å)")
@@ -139,6 +147,7 @@ def _molmap(args: argparse.Namespace) -> int:
     check_output(args.output, overwrite=args.overwrite, inputs=inputs)
     atoms = read_structure(args.model)
     on_grid = read_map(args.on_grid) if args.on_grid else None
+    sigma_factor = SIGMA_FACTOR if args.sigma_factor is None else args.sigma_factor  # 0 is refused, not a default
     if on_grid is None:
         origin, shape = molmap_grid(atoms.coords, args.resolution, grid_spacing=args.grid_spacing,
                                     edge_padding=args.edge_padding, convention=args.convention)
@@ -148,7 +157,7 @@ def _molmap(args: argparse.Namespace) -> int:
     check_molmap(shape)
     out = check_map_output(args.output, origin, spacing, overwrite=args.overwrite, inputs=inputs)
     result = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, grid_spacing=args.grid_spacing,
-                    sigma_factor=args.sigma_factor or SIGMA_FACTOR, edge_padding=args.edge_padding,
+                    sigma_factor=sigma_factor, edge_padding=args.edge_padding,
                     on_grid=on_grid, convention=args.convention)
     write_map(out, result, label=f"struc2map {__version__} molmap res {args.resolution:g}",
               overwrite=args.overwrite)
@@ -239,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compare", metavar="MAP", help="experimental map to report correlations with")
     g.add_argument("--weights", metavar="NAME_OR_PATH", help="generator weights: a file (.pt with its .json) or "
                    "the name of installed weights (see 'struc2map weights list'); default: shipped")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    g.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, "
+                   "cuda, cuda:N or mps")
     g.add_argument("--tile-size", type=int, help="tile edge in voxels, a multiple of 8 (default 32, "
                    "the training tile size)")
     g.add_argument("--margin", type=int, help="voxels dropped at each tile side (default 6)")

@@ -41,6 +41,7 @@ from .errors import InputError
 from .files import atomic_path, check_output
 from .grid import MapData
 from .memory import check_file_read
+from .input_files import readable_file
 
 CCP4_SUFFIXES = (".map", ".ccp4")
 IMOD_SUFFIXES = (".rec",)
@@ -51,9 +52,7 @@ _MODE_BYTES = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}  # bytes per value of the MR
 
 def read_map(path) -> MapData:
     """Read an MRC/CCP4 map (gzipped or not) with ChimeraX's placement rules."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"The map file {path} does not exist.")
+    path = readable_file(path, "map file")
     check_file_read(path, expected=_gzip_header_size(path))
     h, data = _read_mrc(path)
     crs_size = (int(h.nx), int(h.ny), int(h.nz))

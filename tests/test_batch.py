@@ -163,28 +163,6 @@ def test_ranks_share_the_models_exactly_once(models, tiny_weights, tmp_path, mon
         batch.rank_from_env()
 
 
-def test_process_device_follows_local_rank(monkeypatch):
-    """Under torchrun each process takes the GPU of its LOCAL_RANK. CUDA is mocked (two GPUs, none here):
-    availability, device count and set_device, which would need a real GPU."""
-    cuda = batch.torch.cuda
-    chosen = []
-    monkeypatch.setattr(cuda, "is_available", lambda: True)
-    monkeypatch.setattr(cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(cuda, "set_device", chosen.append)
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
-    assert str(batch.process_device("auto")) == "cuda" and chosen == []  # one process: PyTorch's current GPU
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    for asked in ("auto", "cuda"):
-        assert str(batch.process_device(asked)) == "cuda:1"
-    assert [str(d) for d in chosen] == ["cuda:1", "cuda:1"]  # library workspaces follow, off GPU 0
-    assert str(batch.process_device("cpu")) == "cpu" and len(chosen) == 2
-    monkeypatch.setenv("LOCAL_RANK", "2")  # more processes than GPUs
-    with pytest.raises(InputError, match="CUDA GPU 2 was requested but this computer has 2"):
-        batch.process_device("auto")
-    monkeypatch.setattr(cuda, "is_available", lambda: False)
-    assert str(batch.process_device("auto")) in ("cpu", "mps")  # no GPU: LOCAL_RANK changes nothing
-
-
 def test_two_processes_under_torchrun(models, tiny_weights, tmp_path):
     """torchrun with two CPU processes: each model once across both logs; a failure ends no one's work early."""
     listing = tmp_path / "models.txt"  # rank 0 gets the broken and the small model, so it finishes first

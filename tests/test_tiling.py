@@ -12,7 +12,6 @@ from chimerax.struc2map.tiling import (
     TilingConfig,
     background_value,
     predict_tiled,
-    resolve_device,
     tiling_difference,
 )
 
@@ -223,26 +222,6 @@ def test_should_stop_cancels_before_the_next_batch(volume):
         predict_tiled(Doubler(), volume, TilingConfig(tile_size=16, margin=2, batch_size=2), device="cpu",
                       progress=lambda done, total: calls.append(done), should_stop=lambda: next(asked))
     assert calls == [2, 4]
-
-
-def test_resolve_device(monkeypatch):
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device(" CPU ") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    assert resolve_device().type == expected
-    for name in ("gpu0", "xpu", ""):
-        with pytest.raises(InputError, match="Unknown compute device"):
-            resolve_device(name)
-    # Mocked so that this test also means something on a machine that has a GPU.
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(InputError, match="CUDA"):
-        resolve_device("cuda")
-    with pytest.raises(InputError, match="CUDA"):
-        resolve_device("cuda:1")
-    if not torch.backends.mps.is_available():
-        with pytest.raises(InputError, match="MPS"):
-            resolve_device("mps")
-        assert resolve_device("auto") == torch.device("cpu")
 
 
 def test_bf16_on_cpu_stays_close_to_fp32(generator, volume, reference):
