@@ -139,10 +139,10 @@ def test_training_uses_the_same_device_and_precision_rules():
 
 # ---------------------------------------------------------------- cuda:N on the command line and in ChimeraX
 
-def test_command_line_accepts_cuda_n(gpus, data_dir, tmp_path, capsys):
+def test_command_line_accepts_cuda_n(gpus, data, tmp_path, capsys):
     args = cli.build_parser().parse_args(["generate", "m.pdb", "-r", "3", "-o", "o.mrc", "--device", "cuda:1"])
     assert args.device == "cuda:1"
-    model = data_dir / "t20s_fragment_emd5623" / "test_model.pdb"
+    model = data("t20s_fragment_emd5623/test_model.pdb")
     gpus(1)
     assert cli.main(["generate", str(model), "-r", "3", "-o", str(tmp_path / "o.mrc"), "--device", "cuda:3"]) == 2
     assert "CUDA GPU 3 was requested but this computer has 1" in capsys.readouterr().err

@@ -63,11 +63,11 @@ def pdb_with_atoms(path, points):
 
 
 @pytest.fixture(scope="module")
-def limited(data_dir, tiny_weights, tmp_path_factory):
+def limited(data, tiny_weights, tmp_path_factory):
     """The issue's cases, run by the command line in one child process allowed 2 GB more address space
     than it uses after start-up: {case: (exit status, stderr)}, and the limit the child saw."""
     d = tmp_path_factory.mktemp("limited")
-    fragment = data_dir / "t20s_fragment_emd5623" / "test_model.pdb"
+    fragment = data("t20s_fragment_emd5623/test_model.pdb")
     wide = pdb_with_atoms(d / "wide.pdb", [(0, 0, 0), (700, 700, 700)])
     bomb = gzip_of_zeros(d / "bomb.mrc.gz", 2 * GB)
     w = ["--weights", tiny_weights.path]
@@ -207,7 +207,7 @@ def test_refusal_names_size_limit_and_way_out():
                     "(free memory); use a coarser grid.")
 
 
-def test_memory_error_beyond_the_estimates_is_one_sentence(data_dir, monkeypatch, capsys):
+def test_memory_error_beyond_the_estimates_is_one_sentence(data, monkeypatch, capsys):
     # An allocation failing past the estimates cannot be provoked reliably: compare_maps is made to fail.
     from chimerax.struc2map import metrics
 
@@ -215,7 +215,7 @@ def test_memory_error_beyond_the_estimates_is_one_sentence(data_dir, monkeypatch
         raise MemoryError
 
     monkeypatch.setattr(metrics, "compare_maps", out_of_memory)
-    exp = data_dir / "t20s_fragment_emd5623" / "test_map.ccp4.gz"
+    exp = data("t20s_fragment_emd5623/test_map.ccp4.gz")
     assert cli.main(["compare", str(exp), "--reference", str(exp)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("struc2map: error: ran out of memory;") and "\n" not in err

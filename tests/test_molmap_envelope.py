@@ -22,25 +22,25 @@ def _mapdata(volume) -> MapData:
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_molmap_level_is_the_one_chimerax_molmap_draws(cx_session, data_dir, name):
+def test_molmap_level_is_the_one_chimerax_molmap_draws(cx_session, data, name):
     path, resolution = MODELS[name]
-    (structure,) = open_pdb(cx_session, data_dir / path)
+    (structure,) = open_pdb(cx_session, data(path))
     volume = run(cx_session, f"molmap #{structure.id_string} {resolution}")
     assert molmap_contour_level(_mapdata(volume)) == volume.minimum_surface_level
 
 
-def test_command_line_and_chimerax_give_one_vs_molmap_score(cx_session, data_dir, tiny_weights):
+def test_command_line_and_chimerax_give_one_vs_molmap_score(cx_session, data, tiny_weights):
     from chimerax.struc2map.cmd import register_command
 
     register_command(cx_session.logger)
     path, resolution = MODELS["haemoglobin"]
-    (structure,) = open_pdb(cx_session, data_dir / path)
+    (structure,) = open_pdb(cx_session, data(path))
     (generated,) = run(cx_session, f"struc2map #{structure.id_string} resolution {resolution} "
                                    f"weights {tiny_weights.path}")
     reference = run(cx_session, f"molmap #{structure.id_string} {resolution} onGrid #{generated.id_string}")
     chimerax = run(cx_session, f"measure correlation #{reference.id_string} inMap #{generated.id_string}")
 
-    atoms = read_structure(data_dir / path)
+    atoms = read_structure(data(path))
     ours_map = _mapdata(generated)
     ours = molmap_correlation(molmap(atoms.coords, atoms.atomic_numbers, resolution, on_grid=ours_map), ours_map)
     assert ours["level"] == pytest.approx(reference.minimum_surface_level, rel=1e-5)
