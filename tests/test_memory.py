@@ -6,6 +6,7 @@ The command-line cases run in a child process under a real address-space limit (
 on any machine; cgroup limits are read from cgroup files written in the test's folder.
 """
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -82,7 +83,7 @@ def limited(data, tiny_weights, tmp_path_factory):
     }
     argv = json.dumps({name: [str(a) for a in args] for name, args in cases.items()})
     child = subprocess.run([sys.executable, "-c", LIMITED, str(2 * GB), argv], capture_output=True, text=True,
-                           timeout=1800)
+                           encoding="utf-8", env={**os.environ, "PYTHONIOENCODING": "utf-8"}, timeout=1800)
     assert child.returncode == 0, child.stderr
     return {"folder": d, **json.loads(child.stdout.strip().splitlines()[-1])}
 
