@@ -122,7 +122,7 @@ def test_absurd_molmap_grids_are_refused(limited, case):
 
 def test_gzip_bomb_is_refused_before_it_is_unpacked(limited):
     # Packed at level 1 (fast to make), 2 GB of zeros could be far more: unpacking is counted, and stopped.
-    assert_refused(limited["bomb"], "Reading bomb.mrc.gz (over ", "GB unpacked) needs about", "ulimit -v",
+    assert_refused(limited["bomb"], "Reading bomb.mrc.gz (over ", "B unpacked) needs about", "ulimit -v",
                    "more memory")
 
 
