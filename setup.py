@@ -24,7 +24,7 @@ setup(
         "chimerax.struc2map.docs",
     ],
     package_data={
-        "chimerax.struc2map.weights": ["*.pt", "*.json", "*.md", "training/*"],
+        "chimerax.struc2map.weights": ["*.pt", "*.json", "*.md", "training/*", "training_v1/*"],
         "chimerax.struc2map.docs": ["**/*.html", "**/*.png", "*.md"],
     },
     install_requires=[

@@ -22,13 +22,16 @@ from typing import Callable, Sequence
 import torch
 
 from . import __version__
+from .device import process_device, rank_from_env
 from .errors import InputError, Struc2mapError
-from .generate import GenerateReport, generate
+from .files import check_output
+from .generate import GenerateReport, generate, input_grid
 from .grid import MapData
-from .mapio import write_map
+from .mapio import check_map_output, write_map
+from .memory import check_generate
 from .structure import Atoms, read_structure
-from .tiling import TilingConfig, resolve_device
-from .weights_io import Weights
+from .tiling import TilingConfig
+from .weights_io import Weights, weights_file_pair
 
 MODEL_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 LOG_NAME = "struc2map_batch.rank{rank}.jsonl"
@@ -47,8 +50,15 @@ def generate_model(model: str | Path, output: str | Path, resolution: float, wei
                    tiling: TilingConfig | None = None, device: str = "auto", overwrite: bool = False,
                    use_bfactors: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> tuple[Atoms, MapData, GenerateReport]:
-    """Read one model, generate its map and write it: the steps every model goes through."""
+    """Read one model, generate its map and write it: the steps every model goes through.
+
+    The output (path, format, placement) and the memory are checked before the generator runs.
+    """
     atoms = read_structure(model)
+    tiling = tiling or TilingConfig()
+    origin, shape, spacing = input_grid(atoms.coords, weights, resolution)
+    check_map_output(output, origin, spacing, overwrite=overwrite, inputs=[model, *weights_file_pair(weights.path)])
+    check_generate(shape, tiling.tile_size, tiling.batch_size)
     generated, report = generate(atoms.coords, atoms.atomic_numbers, resolution, weights, tiling=tiling,
                                  device=device, progress=progress, b_factors=atoms.b_factors,
                                  use_bfactors=use_bfactors)
@@ -131,28 +141,6 @@ def output_paths(inputs: Sequence[Path], output_dir: Path) -> list[Path]:
     return [output_dir / f"{model_stem(p)}.mrc" for p in inputs]
 
 
-def rank_from_env() -> tuple[int, int]:
-    """(rank, world size) from ``RANK`` and ``WORLD_SIZE`` (torchrun's), (0, 1) when unset."""
-    try:
-        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError:
-        raise InputError("RANK and WORLD_SIZE must be whole numbers.") from None
-    if world < 1 or not 0 <= rank < world:
-        raise InputError(f"RANK {rank} must lie in 0..WORLD_SIZE-1 (WORLD_SIZE is {world}).")
-    return rank, world
-
-
-def process_device(device: str = "auto") -> torch.device:
-    """This process's device: ``cuda:LOCAL_RANK`` under torchrun when CUDA is asked for (or auto) and there."""
-    local = os.environ.get("LOCAL_RANK")
-    if local is not None and device in ("auto", "cuda") and torch.cuda.is_available():
-        device = f"cuda:{local}"
-    resolved = resolve_device(device)
-    if resolved.type == "cuda" and resolved.index is not None:
-        torch.cuda.set_device(resolved)  # keeps library workspaces off GPU 0
-    return resolved
-
-
 @dataclass
 class BatchPlan:
     """Every (model, map) pair of a batch, and the share of this process."""
@@ -186,7 +174,13 @@ def plan_batch(models: Sequence[str | Path], output_dir: str | Path, *,
         raise InputError(f"Cannot create the output folder {output_dir}: {e.strerror or e}.") from e
     if not os.access(output_dir, os.W_OK):
         raise InputError(f"Cannot write to the output folder {output_dir}.")
-    return BatchPlan(inputs, outputs, output_dir, rank, world)
+    plan = BatchPlan(inputs, outputs, output_dir, rank, world)
+    # Existing maps are skipped, but never a FIFO, device or folder in their place. (A map's name,
+    # <stem>.mrc, can never be a model's: model_stem keeps any suffix that is not a model suffix.)
+    for _, output in plan.share:
+        check_output(output, overwrite=True)
+    check_output(plan.log_path, overwrite=True)
+    return plan
 
 
 @dataclass
@@ -207,8 +201,12 @@ def _append(log: Path, record: dict) -> None:
 def _run_one(model: Path, output: Path, resolution: float, weights: Weights, tiling: TilingConfig | None,
              device: str, overwrite: bool, use_bfactors: bool) -> dict:
     """One model's log record; a failure becomes part of the record instead of stopping the batch."""
-    if output.exists() and not overwrite:
-        return {"status": "skipped", "error": None}
+    if output.exists() and not overwrite:  # a finished map is a non-empty file: anything else is not done
+        if output.is_file() and output.stat().st_size > 0:
+            return {"status": "skipped", "error": None}
+        what = "is empty (0 bytes)" if output.is_file() else "is not a regular file"
+        return {"status": "failed", "error": f"{output} exists but {what}, so it is not a finished map; "
+                "delete it or use --overwrite."}
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -1,9 +1,8 @@
-"""The ``struc2map`` command line: generate, molmap, compare, and the training steps."""
+"""The ``struc2map`` command line: generate, molmap, compare, weights, and the training steps."""
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
@@ -11,6 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, Struc2mapError
+from .files import check_output, write_text
+from .memory import check_compare
 
 
 def _progress_bar(label: str):
@@ -31,26 +32,22 @@ def _progress_bar(label: str):
     return show
 
 
-def _check_output(path: str, overwrite: bool) -> Path:
-    """Fail before any work if the output cannot be written."""
-    out = Path(path)
-    if out.exists() and not overwrite:
-        raise InputError(f"Output {out} already exists; use --overwrite to replace it.")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"Cannot write {out}: folder {folder} does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"Cannot write {out}: folder {folder} is not writable.")
-    return out
-
-
-def _write_json(path: str | None, data: dict) -> None:
+def _write_json(path: str | None, data: dict, overwrite: bool) -> None:
+    """The ``--json`` summary, by the rules of every output (atomic, no overwrite unless asked)."""
     if path:
-        Path(path).write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(data, indent=1, default=float) + "\n", overwrite=overwrite)
+
+
+def _weights_files(path: str | None) -> list[Path]:
+    """The files of ``--weights`` (inputs no output may replace)."""
+    from .weights_io import weights_file_pair
+
+    return list(weights_file_pair(path)) if path else []
 
 
 def _metric_line(name: str, m: dict) -> str:
     return (f"  {name}: correlation {m['correlation']:.4f}, about mean {m['correlation_about_mean']:.4f}"
+            + (f" (within {m['envelope']})" if "envelope" in m else "")
             + (f", PCC {m['pcc']:.4f}, SSIM {m['ssim']:.4f}" if "pcc" in m else ""))
 
 
@@ -58,40 +55,52 @@ def _tiling(args: argparse.Namespace):
     from .tiling import TilingConfig
 
     tiling = TilingConfig.paper() if args.paper_tiling else TilingConfig()
-    if args.tile_size:
-        tiling.tile_size = args.tile_size
-    if args.margin is not None:
-        tiling.margin = args.margin
-    if args.batch_size:
-        tiling.batch_size = args.batch_size
-    if args.precision:
-        tiling.precision = args.precision
+    for name in ("tile_size", "margin", "batch_size", "precision"):  # 0 is a value, not "not given"
+        if getattr(args, name) is not None:
+            setattr(tiling, name, getattr(args, name))
+    tiling.check()
     return tiling
+
+
+def _check_generate_options(args: argparse.Namespace) -> None:
+    """Refuse a bad resolution, tiling or device before any model is read (a batch included)."""
+    from .device import resolve_device
+    from .resolution import check_resolution
+
+    check_resolution(args.resolution, warn=False)  # generate warns once per map
+    _tiling(args)
+    resolve_device(args.device)
 
 
 def _generate(args: argparse.Namespace) -> int:
     from .batch import generate_model, is_batch
     from .mapio import read_map
-    from .metrics import chimerax_correlation, compare_maps
+    from .metrics import INITIAL_ENVELOPE, MOLMAP_ENVELOPE, compare_maps, molmap_correlation
     from .molmap import molmap
     from .weights_io import load_weights_or_shipped
 
+    _check_generate_options(args)
     if args.output_dir or is_batch(args.model):
         return _generate_batch(args)
     if not args.output:
         raise InputError("Name the map to write with --output FILE (or a folder for many maps with --output-dir).")
     model = args.model[0]
-    out = _check_output(args.output, args.overwrite)
+    inputs = [model, args.compare, *_weights_files(args.weights)]
+    out = check_output(args.output, overwrite=args.overwrite, inputs=inputs, others=[args.json])
+    if args.json:
+        check_output(args.json, overwrite=args.overwrite, inputs=inputs, others=[out])
     experimental = read_map(args.compare) if args.compare else None
+    if experimental is not None:
+        check_compare(experimental.array.shape)
     weights = load_weights_or_shipped(args.weights)
     atoms, generated, report = generate_model(model, out, args.resolution, weights, tiling=_tiling(args),
                                               device=args.device, overwrite=args.overwrite,
                                               use_bfactors=not args.ignore_bfactors,
                                               progress=_progress_bar("tiles"))
     reference = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, on_grid=generated)
-    metrics = {"molmap": chimerax_correlation(reference, generated)}
+    metrics = {"molmap": {**molmap_correlation(reference, generated), "envelope": MOLMAP_ENVELOPE}}
     if experimental is not None:
-        metrics["experimental"] = compare_maps(generated, experimental)
+        metrics["experimental"] = {**compare_maps(generated, experimental), "envelope": INITIAL_ENVELOPE}
     summary = {"model": str(model), "output": str(out), **report.to_dict(), "metrics": metrics}
     print(f"{Path(model).name}: {report.atoms} atoms -> {out} "
           f"({report.grid_xyz[0]}×{report.grid_xyz[1]}×{report.grid_xyz[2]} voxels of {report.voxel_size:g} Å)")
@@ -103,7 +112,7 @@ def _generate(args: argparse.Namespace) -> int:
     print(_metric_line(f"vs molmap at {args.resolution:g} Å", metrics["molmap"]))
     if experimental is not None:
         print(_metric_line(f"vs {Path(args.compare).name}", metrics["experimental"]))
-    _write_json(args.json, summary)
+    _write_json(args.json, summary, args.overwrite)
     return 0
 
 
@@ -129,15 +138,26 @@ def _generate_batch(args: argparse.Namespace) -> int:
 
 
 def _molmap(args: argparse.Namespace) -> int:
-    from .mapio import read_map, write_map
-    from .molmap import SIGMA_FACTOR, molmap
+    from .mapio import check_map_output, read_map, write_map
+    from .memory import check_molmap
+    from .molmap import SIGMA_FACTOR, _grid_step, molmap, molmap_grid
     from .structure import read_structure
 
-    out = _check_output(args.output, args.overwrite)
+    inputs = [args.model, args.on_grid]
+    check_output(args.output, overwrite=args.overwrite, inputs=inputs)
     atoms = read_structure(args.model)
     on_grid = read_map(args.on_grid) if args.on_grid else None
+    sigma_factor = SIGMA_FACTOR if args.sigma_factor is None else args.sigma_factor  # 0 is refused, not a default
+    if on_grid is None:
+        origin, shape = molmap_grid(atoms.coords, args.resolution, grid_spacing=args.grid_spacing,
+                                    edge_padding=args.edge_padding, convention=args.convention)
+        spacing = _grid_step(args.resolution, args.grid_spacing)
+    else:
+        origin, shape, spacing = on_grid.origin, on_grid.array.shape, on_grid.voxel_size
+    check_molmap(shape)
+    out = check_map_output(args.output, origin, spacing, overwrite=args.overwrite, inputs=inputs)
     result = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, grid_spacing=args.grid_spacing,
-                    sigma_factor=args.sigma_factor or SIGMA_FACTOR, edge_padding=args.edge_padding,
+                    sigma_factor=sigma_factor, edge_padding=args.edge_padding,
                     on_grid=on_grid, convention=args.convention)
     write_map(out, result, label=f"struc2map {__version__} molmap res {args.resolution:g}",
               overwrite=args.overwrite)
@@ -151,11 +171,64 @@ def _compare(args: argparse.Namespace) -> int:
     from .mapio import read_map
     from .metrics import compare_maps
 
-    result = compare_maps(read_map(args.map), read_map(args.reference), level=args.level)
+    if args.json:
+        check_output(args.json, overwrite=args.overwrite, inputs=[args.map, args.reference])
+    reference = read_map(args.reference)
+    check_compare(reference.array.shape)
+    result = compare_maps(read_map(args.map), reference, level=args.level)
     print(f"{Path(args.map).name} vs {Path(args.reference).name} "
           f"(envelope: reference >= {result['level']:.4g}, {result['points']} points)")
     print(_metric_line("metrics", result))
-    _write_json(args.json, {"map": args.map, "reference": args.reference, **result})
+    _write_json(args.json, {"map": args.map, "reference": args.reference, **result}, args.overwrite)
+    return 0
+
+
+def _weights_import(args: argparse.Namespace) -> int:
+    from .published import import_checkpoint
+    from .weights_io import file_sha256, read_metadata
+
+    pt_path = import_checkpoint(args.checkpoint, name=args.name, output=args.output, input_recipe=args.input,
+                                overwrite=args.overwrite)
+    _print_imported(pt_path, read_metadata(pt_path), file_sha256(args.checkpoint))
+    return 0
+
+
+def _weights_download(args: argparse.Namespace) -> int:
+    from .published import PUBLISHED, download_published, import_checkpoint
+    from .weights_io import read_metadata
+
+    progress = _progress_bar("download")
+    checkpoint = download_published(args.folder, progress=None if progress is None else
+                                    lambda done, total: progress(done >> 20, (total or PUBLISHED.size) >> 20))
+    print(f"{checkpoint}: {PUBLISHED.size} bytes, sha256 {PUBLISHED.sha256} (as published: {PUBLISHED.sha256_source})")
+    pt_path = import_checkpoint(checkpoint, name=args.name, output=args.output, input_recipe=args.input,
+                                overwrite=args.overwrite)
+    _print_imported(pt_path, read_metadata(pt_path), PUBLISHED.sha256)
+    return 0
+
+
+def _print_imported(pt_path: Path, meta: dict, checkpoint_sha256: str) -> None:
+    provenance = meta["provenance"]
+    print(f"checkpoint sha256 {checkpoint_sha256}: "
+          + (f"the published struc2mapGAN checkpoint, licence {provenance['licence']}" if provenance["published"]
+             else "not the published checkpoint"))
+    print(f"imported as {pt_path} (widths {'/'.join(map(str, meta['widths']))}, input {meta['input']['simulator']}); "
+          f"use it with --weights {pt_path.stem}")
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    from .weights_io import GeneratorSpec, installed_weights
+
+    found = installed_weights()
+    if not found:
+        print("No weights are installed.")
+    for w in found:
+        meta = w.metadata
+        native = GeneratorSpec.from_metadata(meta, str(w.path)).native_resolution
+        print(f"{w.name}{' (shipped)' if w.shipped else ''}: {w.description}\n  {w.path}\n"
+              f"  widths {'/'.join(map(str, meta['widths']))}; "
+              f"input {meta.get('input', {}).get('simulator', 'molmap')}; "
+              f"native resolution {native:g} Å; sha256 {meta['sha256'][:12]}")
     return 0
 
 
@@ -173,8 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output-dir", metavar="DIR", help="folder for a batch: DIR/<model name>.mrc per model, "
                    "existing maps skipped, a log per process (struc2map_batch.rankR.jsonl); see docs/cluster.md")
     g.add_argument("--compare", metavar="MAP", help="experimental map to report correlations with")
-    g.add_argument("--weights", metavar="FILE", help="generator weights (.pt with its .json); default: shipped")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    g.add_argument("--weights", metavar="NAME_OR_PATH", help="generator weights: a file (.pt with its .json) or "
+                   "the name of installed weights (see 'struc2map weights list'); default: shipped")
+    g.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, "
+                   "cuda, cuda:N or mps")
     g.add_argument("--tile-size", type=int, help="tile edge in voxels, a multiple of 8 (default 32, "
                    "the training tile size)")
     g.add_argument("--margin", type=int, help="voxels dropped at each tile side (default 6)")
@@ -185,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "tiles, fp32 (for comparison)")
     g.add_argument("--ignore-bfactors", action="store_true", help="leave the model's B-factors out (default: used "
                    "when the weights read them and they vary: not for flat or zero B-factors, e.g. predicted models)")
-    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT (or a batch's maps) if it exists")
+    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the --json file (or a batch's maps) "
+                   "if they exist (never an input, a folder or a special file)")
     g.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     g.set_defaults(func=_generate)
 
@@ -207,13 +283,43 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--reference", required=True, help="reference map, e.g. the experimental one")
     c.add_argument("--level", type=float, help="envelope contour of the reference (default: ChimeraX's "
                    "initial level, the value above which 1%% of voxels lie)")
-    c.add_argument("--json", metavar="FILE")
+    c.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    c.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     c.set_defaults(func=_compare)
+
+    _add_weights_subcommands(sub)
 
     from .training.cli import add_subcommands
 
     add_subcommands(sub)
     return parser
+
+
+def _add_weights_subcommands(sub) -> None:
+    from .simulators import RECIPES
+
+    w = sub.add_parser("weights", help="list weights; import or download the authors' published checkpoint")
+    wsub = w.add_subparsers(dest="weights_command", required=True)
+    for command, help_text in (("import", "import a struc2mapGAN Lightning checkpoint (.ckpt) as weights"),
+                               ("download", "download the authors' published checkpoint and import it")):
+        p = wsub.add_parser(command, help=help_text)
+        if command == "import":
+            p.add_argument("checkpoint", metavar="FILE.ckpt")
+            p.set_defaults(func=_weights_import)
+        else:
+            p.add_argument("which", choices=["published"])
+            p.add_argument("--folder", metavar="DIR", help="where to keep the checkpoint (default: the user's "
+                           "downloads folder)")
+            p.set_defaults(func=_weights_download)
+        p.add_argument("--name", default="published", help="name to use with --weights (default: published)")
+        p.add_argument("--output", metavar="DIR", help="folder to write NAME.pt and NAME.json to (default: the "
+                       "user's weights folder, where --weights NAME looks)")
+        p.add_argument("--input", choices=list(RECIPES), default="molmap", help="the input recipe the weights will "
+                       "be fed: molmap (default, what the generator was trained on) or tempy-blur (what the "
+                       "authors' inference script feeds by default)")
+        p.add_argument("--overwrite", action="store_true", help="replace weights of that name")
+    lst = wsub.add_parser("list", help="list installed weights (the user's weights folder, then the shipped ones)")
+    lst.set_defaults(func=_weights_list)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +332,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except Struc2mapError as e:
         print(f"struc2map: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:  # the estimates in memory.py refuse most jobs too large before they start
+        print("struc2map: error: ran out of memory; use a coarser grid, a smaller box or model, or a smaller "
+              "--batch-size or --tile-size.", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch's, for GPU memory
+            raise
+        print("struc2map: error: the GPU ran out of memory; use a smaller --batch-size or --tile-size, or "
+              "--device cpu.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("struc2map: interrupted", file=sys.stderr)

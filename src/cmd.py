@@ -51,7 +51,8 @@ TORCH_HELP = (
     "instead: ChimeraX -m pip install --user --upgrade torch --index-url " + TORCH_INDEX + "/cu126 "
     "(or " + TORCH_INDEX + "/cpu); on Windows the program is ChimeraX-console.exe."
 )
-WEIGHTS_KEYWORD_HELP = " In ChimeraX, name a weights file with the weights keyword: struc2map #1 resolution 3.5 weights NAME.pt"
+WEIGHTS_KEYWORD_HELP = (" In ChimeraX, name weights with the weights keyword, by file or installed name: "
+                        "struc2map #1 resolution 3.5 weights NAME")
 MOLMAP_SIGMA_FACTOR = 1 / (math.pi * math.sqrt(2))  # molmap's default standard deviation / resolution
 MOLMAP_CUTOFF = 5  # molmap's default cutoff, in standard deviations
 
@@ -164,14 +165,14 @@ def struc2map_triggers(session):
 def register_command(logger) -> None:
     """Register ``struc2map`` and ``struc2map stop`` with ChimeraX's command parser."""
     from chimerax.atomic import AtomicStructuresArg
-    from chimerax.core.commands import (BoolArg, CmdDesc, FloatArg, IntArg, ModelIdArg, OpenFileNameArg,
+    from chimerax.core.commands import (BoolArg, CmdDesc, FloatArg, IntArg, ModelIdArg,
                                         PositiveFloatArg, StringArg, register)
     from chimerax.map import MapArg
 
     desc = CmdDesc(
         required=[("structures", AtomicStructuresArg)],
         keyword=[("resolution", FloatArg), ("grid_spacing", PositiveFloatArg), ("device", StringArg),
-                 ("weights", OpenFileNameArg), ("compare", MapArg), ("on_grid", MapArg), ("fit", MapArg),
+                 ("weights", StringArg), ("compare", MapArg), ("on_grid", MapArg), ("fit", MapArg),
                  ("move_structure", BoolArg), ("tile_size", IntArg), ("batch_size", IntArg),
                  ("model_id", ModelIdArg), ("name", StringArg), ("wait", BoolArg)],
         required_arguments=["resolution"],
@@ -261,12 +262,15 @@ def _simulated_input(job: _Job, weights, resolution: float):
     target resolution: the grid and Gaussians of ChimeraX's molmap code, on copied coordinates."""
     from chimerax.map.molmap import add_gaussians, bounding_grid
 
-    from .generate import check_memory, edge_padding, input_settings
+    from .generate import edge_padding, input_grid, input_settings, simulate_input
     from .grid import MapData
+    from .memory import check_generate
 
+    if weights.metadata.get("input", {}).get("simulator", "molmap") != "molmap":
+        return simulate_input(job.xyz, job.weights, weights, resolution)
+    check_generate(input_grid(job.xyz, weights, resolution)[1])  # before ChimeraX allocates the grid
     input_resolution, spacing = input_settings(weights)
     grid = bounding_grid(job.xyz, spacing, edge_padding(weights, resolution))
-    check_memory(grid.full_matrix().shape)
     add_gaussians(grid, job.xyz, job.weights, input_resolution * MOLMAP_SIGMA_FACTOR, MOLMAP_CUTOFF)
     return MapData(grid.full_matrix(), grid.origin, grid.step)
 

@@ -1,7 +1,8 @@
 """From atoms (or a molmap already made, e.g. by ChimeraX) to a generated map: the engine's main job.
 
-Steps: molmap at the generator's input resolution (2 Å) on a 1 Å grid around
-the model, min-max normalised as in training (with the B-factor channel of
+Steps: the simulated input the weights name (simulators.py: molmap at 2 Å on
+a 1 Å grid around the model, min-max normalised as in training, unless the
+weights say otherwise; with the B-factor channel of
 inputs.py for weights that read it); the generator run tile by tile, asked
 for the requested resolution when it takes one as input (else at its one
 native resolution, then low-pass filtered); the output's envelope applied.
@@ -10,7 +11,6 @@ model.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,14 +23,13 @@ from .errors import InputError
 from .grid import MapData
 from .inputs import bfactors_informative, input_channels, resolution_condition
 from .mask import atom_distance, atom_mask, envelope_radii, mask_to_background, soft_envelope
-from .molmap import molmap, molmap_grid, normalize_minmax
+from .memory import check_generate
+from .molmap import molmap_grid
 from .network import Conditioned
 from .resolution import check_resolution, lowpass_to_resolution
+from .simulators import normalise, simulate
 from .tiling import TilingConfig, TilingReport, predict_tiled
 from .weights_io import Weights
-
-BYTES_PER_VOXEL = 4 * 5  # input, padded input, output, padded output, filter scratch (float32)
-
 
 @dataclass
 class GenerateReport:
@@ -58,46 +57,30 @@ def input_settings(weights: Weights) -> tuple[float, float]:
     return weights.spec.input_resolution, weights.spec.grid_spacing
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux), or None when unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_memory(shape_zyx: tuple[int, int, int], what: str = "The map") -> None:
-    """Refuse a grid whose arrays would not fit in the memory available."""
-    voxels = int(np.prod(shape_zyx, dtype=np.int64))
-    need = voxels * BYTES_PER_VOXEL
-    have = available_memory()
-    if have is not None and need > have:
-        nx, ny, nz = shape_zyx[::-1]
-        raise InputError(f"{what} would be {nx}×{ny}×{nz} voxels and need about {need / 2**30:.1f} GB of memory, "
-                         f"but only {have / 2**30:.1f} GB is available. Split the model or use a machine "
-                         "with more memory.")
-
-
 def edge_padding(weights: Weights, resolution: float) -> float:
     """Å of empty grid around the atoms: room for the density at the coarser of input and target resolution."""
     return 3.0 * max(input_settings(weights)[0], resolution)
 
 
-def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weights, resolution: float) -> MapData:
-    """molmap at the generator's input resolution on its grid spacing, padded for the target resolution."""
+def input_grid(coords: np.ndarray, weights: Weights,
+               resolution: float) -> tuple[np.ndarray, tuple[int, int, int], float]:
+    """Origin (xyz Å), shape (z, y, x) and spacing of the generator's input grid around the atoms.
+
+    Known before any work, so that memory and output formats can be checked first.
+    """
     input_resolution, spacing = input_settings(weights)
     origin, shape = molmap_grid(coords, input_resolution, grid_spacing=spacing,
                                 edge_padding=edge_padding(weights, resolution))
-    check_memory(shape)
+    return origin, shape, spacing
+
+
+def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weights, resolution: float) -> MapData:
+    """The weights' input recipe (simulators.py; molmap by default) at its resolution and grid spacing,
+    on molmap's grid around the atoms padded for the target resolution."""
+    origin, shape, spacing = input_grid(coords, weights, resolution)
+    check_generate(shape)
     grid = MapData(np.empty(shape, np.float32), origin, spacing)  # on_grid uses only the geometry
-    return molmap(coords, atomic_numbers, input_resolution, on_grid=grid)
+    return simulate(coords, atomic_numbers, weights.metadata.get("input", {}), grid)
 
 
 def generate_from_input(simulated: MapData, resolution: float, weights: Weights, *,
@@ -106,10 +89,10 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
                         tiling: TilingConfig | None = None, device: str = "auto",
                         progress: Callable[[int, int], None] | None = None,
                         should_stop: Callable[[], bool] | None = None) -> tuple[MapData, GenerateReport]:
-    """Run the generator on a simulated map (molmap at the input resolution, any scale).
+    """Run the generator on a simulated map (the weights' input recipe, any scale).
 
     ``simulated`` must be on the grid spacing the weights expect (1 Å); it
-    is min-max normalised here, as in training. The atoms' ``coords`` (Å, in
+    is normalised here as the recipe says (min-max for molmap, as in training). The atoms' ``coords`` (Å, in
     the input's frame) give the output its envelope: the soft envelope of
     conditioned weights, or the hard mask of version-1 weights. Conditioned
     weights with a B-factor channel also read ``atomic_numbers`` and
@@ -121,12 +104,13 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
     if not np.allclose(simulated.voxel_size, spec.grid_spacing, rtol=1e-3):
         raise InputError(f"The generator expects a {spec.grid_spacing:g} Å grid; the input map has voxel size "
                          f"{', '.join(f'{v:g}' for v in simulated.voxel_size)} Å.")
-    check_memory(simulated.array.shape)
+    tiling = tiling or TilingConfig()
+    check_generate(simulated.array.shape, tiling.tile_size, tiling.batch_size)
     started = time.perf_counter()
     run = _run_conditioned if spec.condition == "resolution" else _run_native
     generated, tiles, effective, notes = run(simulated, resolution, weights, coords=coords,
                                              atomic_numbers=atomic_numbers, b_factors=b_factors,
-                                             use_bfactors=use_bfactors, tiling=tiling or TilingConfig(),
+                                             use_bfactors=use_bfactors, tiling=tiling,
                                              device=device, progress=progress, should_stop=should_stop)
     report = GenerateReport(grid_xyz=simulated.shape_xyz, voxel_size=float(spec.grid_spacing), resolution=resolution,
                             effective_resolution=effective, tiles_total=tiles.tiles_total,
@@ -140,7 +124,7 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
 def _run_native(simulated: MapData, resolution: float, weights: Weights, *, coords, tiling, device, progress,
                 should_stop, **_unused) -> tuple[MapData, TilingReport, float, list[str]]:
     """Version-1 weights: the generator at its one native resolution, hard-masked, then low-passed."""
-    volume = normalize_minmax(simulated.array)
+    volume = normalise(simulated.array, weights.metadata.get("input", {}))
     mask_radius = weights.spec.mask_radius
     mask = atom_mask(simulated, coords, mask_radius) if coords is not None and mask_radius else None
     output, tiles = predict_tiled(weights.generator, volume, tiling, device=device,

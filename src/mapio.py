@@ -22,31 +22,38 @@ Writing mirrors ChimeraX's writers: MRC-2014 float32 with axis order 1, 2, 3 and
 cell = shape × voxel size; ``.mrc`` files carry the origin in ORIGIN (NSTART 0),
 ``.map``/``.ccp4`` files in NSTART (whole voxels only, ORIGIN 0), so that ChimeraX
 places them where they belong. Files are written to a temporary name in the
-destination folder and renamed, so a failed write leaves no partial file.
+destination folder and renamed, so a failed write leaves no partial file (``files.py``).
+A file too large for the memory (a gzip bomb too) is refused before it is unpacked
+(``memory.py``).
 """
 from __future__ import annotations
 
+import gzip
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_path
+from .files import atomic_path, check_output
 from .grid import MapData
+from .memory import check_file_read
+from .input_files import readable_file
 
 CCP4_SUFFIXES = (".map", ".ccp4")
 IMOD_SUFFIXES = (".rec",)
 IMOD_STAMP = 1146047817
 READABLE_MODES = (0, 1, 2, 6, 12)  # int8/uint8, int16, float32, uint16, float16: as ChimeraX
+_MODE_BYTES = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}  # bytes per value of the MRC modes mrcfile reads
 
 
 def read_map(path) -> MapData:
     """Read an MRC/CCP4 map (gzipped or not) with ChimeraX's placement rules."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"The map file {path} does not exist.")
+    path = readable_file(path, "map file")
+    check_file_read(path, expected=_gzip_header_size(path))
     h, data = _read_mrc(path)
     crs_size = (int(h.nx), int(h.ny), int(h.nz))
     if min(crs_size) <= 0:
@@ -67,26 +74,42 @@ def read_map(path) -> MapData:
                                          "rms": float(h.rms), "source": path.name})
 
 
+def check_map_output(path, origin, voxel_size, *, overwrite: bool, inputs=(), others=()) -> Path:
+    """``path`` if a map with this placement can be written there (see ``files.check_output``); run it
+    before the work, as :func:`write_map` does again before writing."""
+    path = check_output(path, overwrite=overwrite, inputs=inputs, others=others)
+    if _file_type(path) == "ccp4":
+        _whole_voxel_start(path, np.asarray(origin, dtype=np.float64), np.asarray(voxel_size, dtype=np.float64))
+    return path
+
+
+def _whole_voxel_start(path: Path, origin: np.ndarray, voxel_size: np.ndarray) -> np.ndarray:
+    """NSTART of a CCP4 map (``.map``/``.ccp4``), which places the grid in whole voxels only."""
+    fstart = origin / voxel_size
+    start = np.round(fstart).astype(int)
+    if np.abs(start - fstart).max() > 0.01:
+        raise InputError(f"Cannot save {path.name}: ChimeraX reads .map/.ccp4 files as CCP4 maps, which place "
+                         f"the grid only in whole voxels, and origin {tuple(np.round(origin, 4))} is not; "
+                         "use a .mrc name instead.")
+    return start
+
+
 def write_map(path, mapdata: MapData, *, label: str | list[str] | None = None, overwrite: bool = False) -> None:
     """Write a map as MRC mode 2 (float32), atomically; ``.gz`` names are gzipped. ``label``: up to 10
-    lines of 80 characters for the header."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"Cannot write the map to {path}: it is a folder.")
-    if path.exists() and not overwrite:
-        raise InputError(f"The file {path} already exists; choose another name or allow overwriting.")
+    lines of 80 characters for the header.
+
+    Without ``overwrite`` no file is ever replaced, not even one created while
+    the map was written; special files (FIFOs, devices) never are.
+    """
+    path = check_map_output(path, mapdata.origin, mapdata.voxel_size, overwrite=overwrite)
     origin, start = mapdata.origin, np.zeros(3, dtype=int)
     if _file_type(path) == "ccp4":
-        fstart = mapdata.origin / mapdata.voxel_size
-        start = np.round(fstart).astype(int)
-        if np.abs(start - fstart).max() > 0.01:
-            raise InputError(f"Cannot save {path.name}: ChimeraX reads .map/.ccp4 files as CCP4 maps, which place "
-                             f"the grid only in whole voxels, and origin {tuple(np.round(mapdata.origin, 4))} is not; "
-                             "use a .mrc name instead.")
+        start = _whole_voxel_start(path, mapdata.origin, mapdata.voxel_size)
         origin = np.zeros(3)
     compression = "gzip" if path.suffix.lower() == ".gz" else None
     try:
-        with atomic_path(path) as tmp, mrcfile.new(tmp, compression=compression, overwrite=True) as mrc:
+        with atomic_path(path, overwrite=overwrite) as tmp, \
+                mrcfile.new(tmp, compression=compression, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(mapdata.array, dtype=np.float32))
             mrc.voxel_size = tuple(mapdata.voxel_size)
             h = mrc.header
@@ -106,6 +129,23 @@ def _file_type(path: Path) -> str:
     if name.endswith(CCP4_SUFFIXES):
         return "ccp4"
     return "imod" if name.endswith(IMOD_SUFFIXES) else "mrc"
+
+
+def _gzip_header_size(path: Path) -> int | None:
+    """The unpacked size a gzipped map's header implies (header, extended header, values), or None."""
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(1024)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(head) < 1024:
+        return None
+    for order in "<>":  # byte order as ChimeraX infers it: the one giving a plausible NX
+        nx, ny, nz, mode = struct.unpack(order + "4i", head[:16])
+        (nsymbt,) = struct.unpack(order + "i", head[92:96])
+        if 0 < nx < 1 << 24 and ny > 0 and nz > 0 and nsymbt >= 0 and mode in _MODE_BYTES:
+            return 1024 + nsymbt + nx * ny * nz * _MODE_BYTES[mode]
+    return None
 
 
 def _read_mrc(path: Path):

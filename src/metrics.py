@@ -8,6 +8,8 @@ PCC and SSIM follow the authors' ``evaluation/eval_funcs.py``.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.ndimage import uniform_filter
 
@@ -17,9 +19,13 @@ from .resample import interpolate_at, resample_onto
 
 _HISTOGRAM_BINS = 10000          # MatrixValueStatistics default
 _INITIAL_VOXEL_FRACTION = 0.01   # Volume.initial_surface_levels vfrac[0]
+MOLMAP_MASS_FRACTION = 0.95      # molmap's display_threshold: its contour encloses 95% of the mass
+MOLMAP_ENVELOPE = "molmap's contour enclosing 95% of its mass"  # how outputs name the two envelopes
+INITIAL_ENVELOPE = "the reference's initial contour, its top 1% of voxels"
 _DISPLAY_VOXEL_LIMIT = 16 * 2**20  # default 'voxel_limit' (16 Mvoxels) for the initial step
 _SLAB_VOXELS = 1 << 20           # voxels per pass in the big-array loops (bounds memory)
 _SSIM_WINDOW = 7
+_OUTSIDE_ENVELOPE_NOTED = 0.01  # compare warns when more of the envelope than this lies outside the map
 
 
 def default_contour_level(mapdata: MapData) -> float:
@@ -33,14 +39,35 @@ def default_contour_level(mapdata: MapData) -> float:
     memory order (so a unique minimum in the first voxel is skipped); we keep that.
     Not reproduced: maps of 256 Mvoxels or more, which ChimeraX opens as one plane.
     """
+    first, _, bin_size, counts = _histogram(mapdata)
+    cumulative = np.cumsum(counts)
+    b = int(np.searchsorted(cumulative, (1 - _INITIAL_VOXEL_FRACTION) * cumulative[-1]))
+    return float(first + b * bin_size + 0.5 * bin_size)
+
+
+def molmap_contour_level(mapdata: MapData, mass_fraction: float = MOLMAP_MASS_FRACTION) -> float:
+    """The contour level ChimeraX's ``molmap`` gives the map it makes: the voxels above it
+    hold ``mass_fraction`` (95%) of the map's mass.
+
+    ``MatrixValueStatistics.mass_rank_data_value(1 - mass_fraction, 'high')`` on the
+    histogram of :func:`default_contour_level`, with its bin values (first bin centre
+    plus i × range / bins) and negative masses counted as 0.
+    """
+    first, last, bin_size, counts = _histogram(mapdata)
+    values = np.arange(len(counts)) * ((last - first) / _HISTOGRAM_BINS) + first
+    cumulative = np.maximum(counts * values, 0).cumsum()
+    b = int(np.searchsorted(cumulative, (1 - mass_fraction) * cumulative[-1]))
+    return float(first + b * bin_size + 0.5 * bin_size)
+
+
+def _histogram(mapdata: MapData) -> tuple[float, float, float, np.ndarray]:
+    """ChimeraX's ``MatrixValueStatistics`` of a newly made volume: first and last bin
+    centres, bin size and the 10000 bin counts of the voxels at the initial display step."""
     step = _initial_step(mapdata.array.shape)
     values = np.asarray(mapdata.array)[::step, ::step, ::step]
     minimum, maximum = _chimerax_minimum_maximum(values)
     first, last, bin_size = _bin_range(minimum, maximum)
-    counts = _bin_counts(values, first - 0.5 * bin_size, last + 0.5 * bin_size)
-    cumulative = np.cumsum(counts)
-    b = int(np.searchsorted(cumulative, (1 - _INITIAL_VOXEL_FRACTION) * cumulative[-1]))
-    return float(first + b * bin_size + 0.5 * bin_size)
+    return first, last, bin_size, _bin_counts(values, first - 0.5 * bin_size, last + 0.5 * bin_size)
 
 
 def _initial_step(shape: tuple[int, ...]) -> int:
@@ -116,13 +143,29 @@ def chimerax_correlation(reference: MapData, other: MapData, level: float | None
     """
     if level is None:
         level = default_contour_level(reference)
-    ref = np.asarray(reference.array, dtype=np.float32)
-    kji = np.nonzero(ref >= np.float32(level))
-    u = ref[kji].astype(np.float64)
-    v = interpolate_at(other, reference.ijk_to_xyz(np.stack(kji[::-1], axis=1)))
-    overlap, correlation, about_mean = _overlap_and_correlation(u, v)
+    u, xyz = _envelope(reference, level)
+    overlap, correlation, about_mean = _overlap_and_correlation(u, interpolate_at(other, xyz))
     return {"correlation": correlation, "correlation_about_mean": about_mean,
             "overlap": overlap, "points": int(len(u))}
+
+
+def molmap_correlation(molmap_map: MapData, other: MapData) -> dict:
+    """``other`` scored against a molmap within :data:`MOLMAP_ENVELOPE`, as the ChimeraX command logs it.
+
+    The one definition of "vs molmap" (command line and ChimeraX): ``measure
+    correlation #molmap inMap #other`` with the molmap at the level ChimeraX's
+    ``molmap`` draws it (:func:`molmap_contour_level`). Returns the keys of
+    :func:`chimerax_correlation` and ``level``.
+    """
+    level = molmap_contour_level(molmap_map)
+    return {**chimerax_correlation(molmap_map, other, level), "level": level}
+
+
+def _envelope(reference: MapData, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Values (float64) and positions (N, 3, Å) of the reference's voxels with float32 value >= float32(level)."""
+    ref = np.asarray(reference.array, dtype=np.float32)
+    kji = np.nonzero(ref >= np.float32(level))
+    return ref[kji].astype(np.float64), reference.ijk_to_xyz(np.stack(kji[::-1], axis=1))
 
 
 def _overlap_and_correlation(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:
@@ -235,8 +278,11 @@ def compare_maps(map_: MapData, reference: MapData, level: float | None = None) 
     correlation_about_mean, pcc, ssim, level and points (envelope size).
     """
     _check_ssim_size(reference.array.shape)
+    for mapdata, role in ((map_, "map"), (reference, "reference")):
+        _check_finite(mapdata, role)
     if level is None:
         level = default_contour_level(reference)
+    _check_overlap(map_, reference, level)
     corr = chimerax_correlation(reference, map_, level)
     x = _paper_normalise(reference.array)
     y = _paper_normalise(resample_onto(map_, reference).array)
@@ -244,3 +290,53 @@ def compare_maps(map_: MapData, reference: MapData, level: float | None = None) 
             "correlation_about_mean": corr["correlation_about_mean"],
             "pcc": _pearson(x, y), "ssim": _mean_ssim(x, y),
             "level": float(level), "points": corr["points"]}
+
+
+def _named(mapdata: MapData, role: str) -> str:
+    source = mapdata.header.get("source")
+    return f"the {role} {source}" if source else f"the {role}"
+
+
+def _check_finite(mapdata: MapData, role: str) -> None:
+    """Refuse NaN or infinite voxels: every score over them would be NaN or silently skip them."""
+    bad = sum(int(np.count_nonzero(~np.isfinite(slab))) for slab in _slabs(np.asarray(mapdata.array)))
+    if bad:
+        raise InputError(f"{_named(mapdata, role).capitalize()} has {bad} voxels that are NaN or infinite; "
+                         "scores over it would mean nothing. Fix or mask the map first.")
+
+
+def _check_overlap(map_: MapData, reference: MapData, level: float) -> None:
+    """Refuse an empty envelope or a map that misses it; warn when the map covers only part of it.
+
+    Envelope points outside the map's box count as 0 in the correlations, and
+    the map resampled onto the reference's grid is 0 there for PCC and SSIM,
+    which then rate empty against empty as similar.
+    """
+    reference_name = _named(reference, "reference")
+    u, xyz = _envelope(reference, level)
+    if len(u) == 0:
+        low, high = float(np.min(reference.array)), float(np.max(reference.array))
+        if low == high:
+            raise InputError(f"{reference_name.capitalize()} is constant ({low:g} everywhere): it has no envelope "
+                             "to compare within.")
+        raise InputError(f"No voxel of {reference_name} is at or above the contour level {level:.4g} (its maximum "
+                         f"is {high:.4g}): the envelope to compare within is empty. Choose a lower level.")
+    inside = np.count_nonzero(~np.isnan(interpolate_at(map_, xyz, outside=np.nan)))
+    if inside == 0:
+        raise InputError(f"{_named(map_, 'map').capitalize()} does not overlap {reference_name}'s envelope "
+                         f"(its box spans {_span(map_)} Å, the envelope {_span(xyz)} Å): the maps cannot be "
+                         "compared. Are they placed in the same frame?")
+    if inside < (1 - _OUTSIDE_ENVELOPE_NOTED) * len(u):
+        warnings.warn(f"Only {100 * inside / len(u):.0f}% of {reference_name}'s envelope lies inside "
+                      f"{_named(map_, 'map')}'s box; the rest counts as 0 in the correlations, and PCC and SSIM "
+                      "compare the map's zeros there.", stacklevel=3)
+
+
+def _span(what: MapData | np.ndarray) -> str:
+    """x, y, z ranges of a map's box or of points, as text."""
+    if isinstance(what, MapData):
+        corners = what.ijk_to_xyz(np.array([[0, 0, 0], np.asarray(what.shape_xyz) - 1]))
+        low, high = corners.min(0), corners.max(0)
+    else:
+        low, high = what.min(0), what.max(0)
+    return " × ".join(f"{a:.1f}–{b:.1f}" for a, b in zip(low, high))

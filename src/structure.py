@@ -13,9 +13,9 @@ Policy (what ChimeraX's ``molmap #1`` would use, except for hydrogens):
   decision; here each residue decides alone, which differs only when adjacent
   residues would prefer different letters.) Atoms that exist only in the other
   conformers are dropped.
-- Unknown elements (``X``, e.g. UNX atoms) count as carbon (Z = 6) with a
-  warning: a modelled atom presumably has density. ChimeraX's molmap gives them
-  weight 0.
+- Unknown elements (``X``, e.g. UNX atoms, or a symbol such as ``XX``) count
+  as carbon (Z = 6) with a warning naming the atoms: a modelled atom presumably
+  has density. ChimeraX's molmap gives them weight 0.
 """
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ import gemmi
 import numpy as np
 
 from .errors import InputError
+from .input_files import readable_file, shown
 
 UNKNOWN_ELEMENT_Z = 6
+NAMED_ATOMS = 5  # unknown-element atoms named in the warning; the rest are counted
 
 
 @dataclass
@@ -47,15 +49,23 @@ class Atoms:
 
 def read_structure(path, *, hydrogens: bool = False, waters: bool = True) -> Atoms:
     """Read the first model of a PDB or mmCIF file (``.gz`` too) with the policy above."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"The structure file {path} does not exist.")
+    path = readable_file(path, "structure file")
+    name = shown(path.name)
+    if shown(path) != str(path):
+        raise InputError(f"The structure file name {shown(path)} is not valid UTF-8, which the model reader needs; "
+                         "rename the file.")
     try:
         st = gemmi.read_structure(str(path), merge_chain_parts=True)
-    except Exception as e:  # gemmi raises RuntimeError/ValueError/IndexError on bad input
-        raise InputError(f"Could not read {path.name} as a PDB or mmCIF model: {e}") from e
+    except IndexError:  # gemmi's words for an mmCIF file without a data block are C++ internals
+        raise InputError(f"Could not read {name} as a PDB or mmCIF model: it holds no mmCIF data block.") from None
+    except Exception as e:  # gemmi raises RuntimeError/ValueError on bad input
+        raise InputError(f"Could not read {name} as a PDB or mmCIF model: {e}") from e
     if len(st) == 0 or st[0].count_atom_sites() == 0:
-        raise InputError(f"{path.name} contains no atoms (is it a PDB or mmCIF model?).")
+        listed = _atoms_without_coordinates(path)
+        if listed:
+            raise InputError(f"{name} lists {listed} atoms but gives no coordinates for them "
+                             "(_atom_site.Cartn_x, Cartn_y, Cartn_z).")
+        raise InputError(f"{name} contains no atoms (is it a PDB or mmCIF model?).")
     model = st[0]
     if not hydrogens:
         model.remove_hydrogens()  # H and D
@@ -64,18 +74,43 @@ def read_structure(path, *, hydrogens: bool = False, waters: bool = True) -> Ato
     columns = _atom_columns(model)
     if len(columns[0]) == 0:
         dropped = " or ".join(k for k, drop in (("hydrogens", not hydrogens), ("waters", not waters)) if drop)
-        raise InputError(f"{path.name} has no atoms left in its first model once {dropped} are left out.")
+        raise InputError(f"{name} has no atoms left in its first model once {dropped} are left out.")
     res, alt, occ, xyz, z, b, el = (np.asarray(c) for c in columns)
     xyz = xyz.astype(np.float64).reshape(-1, 3)
     keep = _best_altloc_mask(res, alt, occ.astype(np.float64), b.astype(np.float64))
     xyz, z, b, el = xyz[keep], z[keep].astype(np.int64), b[keep].astype(np.float64), el[keep]
     if not np.isfinite(xyz).all():
-        raise InputError(f"{path.name} has atoms with non-finite coordinates.")
+        raise InputError(f"{name} has atoms with non-finite coordinates.")
     unknown = z == 0
     if unknown.any():
-        warnings.warn(f"{path.name}: {int(unknown.sum())} atoms of unknown element are treated as carbon.")
+        which = _describe_atoms(model, np.flatnonzero(keep)[unknown][:NAMED_ATOMS])
+        more = f" and {int(unknown.sum()) - NAMED_ATOMS} more" if unknown.sum() > NAMED_ATOMS else ""
+        warnings.warn(f"{name}: {int(unknown.sum())} atom(s) of unknown element are treated as carbon: "
+                      f"{', '.join(which)}{more}.")
         z = np.where(unknown, UNKNOWN_ELEMENT_Z, z)
-    return Atoms(xyz, z, b, el, source=path.name)
+    return Atoms(xyz, z, b, el, source=name)
+
+
+def _atoms_without_coordinates(path: Path) -> int:
+    """How many atoms an mmCIF file lists in _atom_site without coordinates (0 for other files)."""
+    try:
+        block = gemmi.cif.read(str(path)).sole_block()
+    except Exception:  # not mmCIF (or not one block): nothing to say beyond "no atoms"
+        return 0
+    return 0 if len(block.find_values("_atom_site.Cartn_x")) else len(block.find_values("_atom_site.id"))
+
+
+def _describe_atoms(model: gemmi.Model, indices: np.ndarray) -> list[str]:
+    """``chain/residue number/atom`` for atoms at ``indices`` of the model's atom order (as _atom_columns)."""
+    wanted, found, i = set(int(k) for k in indices), [], 0
+    for chain in model:
+        for residue in chain:
+            for atom in residue:
+                if i in wanted:
+                    found.append(f"{chain.name}/{residue.name} {residue.seqid.num}{residue.seqid.icode.strip()}"
+                                 f"/{atom.name}")
+                i += 1
+    return found
 
 
 def _atom_columns(model: gemmi.Model) -> tuple[list, ...]:

@@ -11,7 +11,6 @@ On CPU in bf16 the tiles run channels-last (NDHWC), which oneDNN computes faster
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +20,10 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
+from .device import autocast, check_precision_name, checked_precision, resolve_device
 from .errors import Cancelled, InputError
 from .network import TILE_MULTIPLE, valid_tile_size
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 
 
@@ -59,8 +57,7 @@ class TilingConfig:
             )
         if self.batch_size < 1:
             raise InputError(f"The batch size must be at least 1, got {self.batch_size}.")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"The precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
+        check_precision_name(self.precision)
 
     @property
     def core(self) -> int:
@@ -85,64 +82,6 @@ class TilingReport:
     seconds: float
     peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated on CUDA, else None
     predicted: np.ndarray | None = None  # boolean map of the voxels the generator computed; None: all of them
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """The torch device for ``name``: "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps"."""
-    name = str(name).strip().lower()
-    mps_available = torch.backends.mps.is_available()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if mps_available else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise InputError(f"Unknown compute device '{name}': use auto, cpu, cuda, cuda:N or mps.")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(
-                "A CUDA GPU was requested but PyTorch finds none on this computer; use device auto or cpu."
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(
-                f"CUDA GPU {device.index} was requested but this computer has {torch.cuda.device_count()}."
-            )
-    if device.type == "mps" and not mps_available:
-        raise InputError("Apple's MPS GPU was requested but PyTorch cannot use it here; use device auto or cpu.")
-    return device
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast is faster than fp32."""
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    try:
-        return bool(probe and probe())
-    except Exception:  # a private probe: any failure means "do not rely on it"
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision "fp32", "bf16" or "fp16" that ``precision`` means on ``device``.
-
-    "auto" is bf16 on CUDA (fp16 without bf16 support) and on CPUs with native
-    bf16; fp32 elsewhere (MPS, older CPUs, where bf16 would be emulated and slow).
-    """
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
-
-
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for ``precision`` (as resolve_precision resolves it) on ``device``."""
-    precision = resolve_precision(precision, device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
 def _prepare(generator: nn.Module, device: torch.device | str,
@@ -181,7 +120,7 @@ def background_value(
     hooks = [m.register_forward_hook(_exact_norm_of_constant) for m in norms]
     channels = getattr(generator, "in_channels", 1)
     try:
-        with torch.inference_mode(), _autocast(precision, device):
+        with torch.inference_mode(), autocast(device, precision):
             output = generator(torch.zeros((1, channels) + (tile_size,) * 3, device=device))
     finally:
         for hook in hooks:
@@ -260,8 +199,8 @@ def predict_tiled(
     if needed is not None and np.shape(needed) != volume.shape:
         raise InputError(f"The map of needed voxels has shape {np.shape(needed)}, the volume {volume.shape}.")
     device = resolve_device(str(device))
-    reduced = resolve_precision(config.precision, device) != "fp32"
-    fast_layout = config.channels_last and device.type == "cpu" and reduced
+    precision = checked_precision(config.precision, device)
+    fast_layout = config.channels_last and device.type == "cpu" and precision != "fp32"
     memory_format = torch.channels_last_3d if fast_layout else torch.contiguous_format
     device = _prepare(generator, device, memory_format)
     tile, margin, core = config.tile_size, config.margin, config.core
@@ -280,13 +219,13 @@ def predict_tiled(
     output = np.empty(volume.shape, dtype=np.float32)
     background = None
     if empty.any():
-        background = background_value(generator, tile, device, precision=config.precision)
+        background = background_value(generator, tile, device, precision=precision)
         output.fill(background)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     batch = np.empty((config.batch_size, len(channels), tile, tile, tile), dtype=np.float32)
-    with torch.inference_mode(), _autocast(config.precision, device):
+    with torch.inference_mode(), autocast(device, precision):
         for first in range(0, len(to_run), config.batch_size):
             if should_stop is not None and should_stop():
                 raise Cancelled("Map generation was cancelled.")

@@ -17,8 +17,8 @@ NO_MAP = "none"
 
 
 class Struc2mapTool(ToolInstance):
-    """Structure, resolution, device, comparison map and map to fit into; Run, Stop and Help; progress;
-    last result."""
+    """Structure, resolution, device, weights, comparison map and map to fit into; Run, Stop and Help;
+    progress; last result."""
 
     SESSION_ENDURING = False
     SESSION_SAVE = False
@@ -48,12 +48,15 @@ class Struc2mapTool(ToolInstance):
         self.device_menu = QComboBox()
         self.device_menu.addItems(DEVICES)
         self.compare_menu = QComboBox()
+        self.weights_menu = QComboBox()
+        self._fill_weights_menu()
         self.fit_menu = QComboBox()
         self.move_structure = QCheckBox("Move the structure with the fit")
         form = QFormLayout()
         form.addRow("Structure", self.structure_menu)
         form.addRow("Resolution", self.resolution)
         form.addRow("Device", self.device_menu)
+        form.addRow("Weights", self.weights_menu)
         form.addRow("Compare with map", self.compare_menu)
         form.addRow("Fit into map", self.fit_menu)
         form.addRow("", self.move_structure)
@@ -114,6 +117,26 @@ class Struc2mapTool(ToolInstance):
             index = menu.findData(current)
             menu.setCurrentIndex(max(index, 0))
 
+    def _fill_weights_menu(self) -> None:
+        """Installed weights (the user's imported ones and the shipped ones), the shipped default first."""
+        from .weights_io import default_weights_path, installed_weights
+
+        self.weights_menu.addItem("shipped (default)", None)
+        default = default_weights_path()
+        for entry in installed_weights():
+            if entry.path != default:
+                self.weights_menu.addItem(entry.name, entry.name)
+                self.weights_menu.setItemData(self.weights_menu.count() - 1, entry.description,
+                                              self._tooltip_role())
+        self.weights_menu.setToolTip("Generator weights: import more with 'struc2map weights import' "
+                                     "(see the help page)")
+
+    @staticmethod
+    def _tooltip_role():
+        from Qt.QtCore import Qt
+
+        return Qt.ItemDataRole.ToolTipRole
+
     def command_text(self) -> str | None:
         """The struc2map command for the current choices; None without a structure."""
         structure = self.structure_menu.currentData()
@@ -123,6 +146,11 @@ class Struc2mapTool(ToolInstance):
         device = self.device_menu.currentText()
         if device != "auto":
             text += f" device {device}"
+        weights = self.weights_menu.currentData()
+        if weights is not None:
+            from chimerax.core.commands import quote_if_necessary
+
+            text += f" weights {quote_if_necessary(weights)}"
         compare = self.compare_menu.currentData()
         if compare is not None:
             text += f" compare {compare}"

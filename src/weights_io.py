@@ -22,6 +22,7 @@ from .errors import WeightsError
 from .files import atomic_path
 from .inputs import CONDITION_DIM
 from .network import Generator
+from .userdata import weights_folder
 
 FORMAT = "struc2map-weights"
 FORMAT_VERSION = 1
@@ -250,14 +251,15 @@ def load_weights(path: str | os.PathLike, *, map_location: str | torch.device = 
         generator = Generator(meta["widths"], spec.in_channels, condition_dim=spec.condition_dim)
     except ValueError as err:
         raise WeightsError(f"{json_path} gives unusable layer widths: {err}") from err
-    _check_state_matches(generator, state, pt_path, meta["widths"])
+    check_state_matches(generator, state, pt_path, meta["widths"])
     generator.load_state_dict(state, strict=True)
     generator.to(map_location).eval()
     return Weights(generator=generator, metadata=meta, path=pt_path, sha256=sha, spec=spec)
 
 
-def _check_state_matches(generator: Generator, state: dict, pt_path: Path, widths: list) -> None:
-    """Raise a WeightsError naming the keys that differ between ``state`` and ``generator``."""
+def check_state_matches(generator: Generator, state: dict, pt_path: Path, widths: list) -> None:
+    """Raise a WeightsError naming the keys that differ between ``state`` and ``generator`` (``pt_path``: where
+    ``state`` came from, for the message)."""
     expected = generator.state_dict()
     problems = []
     missing = sorted(set(expected) - set(state))
@@ -280,8 +282,7 @@ def default_weights_path() -> Path | None:
     Looks in the package's ``weights`` folder, then in the source checkout's
     top-level ``weights`` folder (editable installs map it there).
     """
-    here = Path(__file__).resolve().parent
-    for folder in (here / "weights", here.parent / "weights"):
+    for folder in shipped_weights_folders():
         pt_path, json_path = weights_file_pair(folder / SHIPPED_NAME)
         if pt_path.is_file() and json_path.is_file():
             return pt_path
@@ -294,7 +295,71 @@ def load_weights_or_shipped(path: str | os.PathLike | None, *, missing_hint: str
     Raises WeightsError with MISSING_WEIGHTS_HELP (and ``missing_hint``, how
     the caller's interface names a weights file) when none are installed.
     """
-    path = path or default_weights_path()
+    path = resolve_weights(path) if path else default_weights_path()
     if path is None:
         raise WeightsError(MISSING_WEIGHTS_HELP + missing_hint)
     return load_weights(path)
+
+
+@dataclass
+class InstalledWeights:
+    """A weights set found in the user's weights folder or shipped with the package."""
+
+    name: str
+    path: Path
+    metadata: dict
+    shipped: bool
+
+    @property
+    def description(self) -> str:
+        """One line: the metadata's own description, or what the training record says."""
+        if self.metadata.get("description"):
+            return str(self.metadata["description"])
+        pairs = self.metadata.get("training", {}).get("pairs")
+        return f"trained by Struc2map on {len(pairs)} map/model pairs" if pairs else "no description"
+
+
+def shipped_weights_folders() -> list[Path]:
+    """The package's ``weights`` folder, then the source checkout's (editable installs map it there)."""
+    here = Path(__file__).resolve().parent
+    return [here / "weights", here.parent / "weights"]
+
+
+def installed_weights() -> list[InstalledWeights]:
+    """Every weights set ``--weights NAME`` can name: the user's weights folder first, then the shipped ones.
+
+    Files whose metadata cannot be read as Struc2map weights are left out.
+    """
+    found = []
+    folders = [(weights_folder(), False)] + [(f, True) for f in shipped_weights_folders()]
+    for folder, shipped in folders:
+        for json_path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            pt_path = json_path.with_suffix(".pt")
+            if not pt_path.is_file() or any(w.path == pt_path for w in found):
+                continue
+            try:
+                found.append(InstalledWeights(json_path.stem, pt_path, read_metadata(pt_path), shipped))
+            except WeightsError:
+                continue
+    return found
+
+
+def resolve_weights(name_or_path: str | os.PathLike) -> Path:
+    """The ``.pt`` of weights given as a path (NAME.pt, NAME.json or NAME) or, failing that, as an installed name.
+
+    Something that can only be a path (it holds a folder separator or ends in
+    .pt or .json) is returned as such, for load_weights to say what is missing.
+    """
+    path = Path(name_or_path).expanduser()
+    pt_path, json_path = weights_file_pair(path)
+    name = str(name_or_path)
+    if pt_path.is_file() or json_path.is_file() or path.suffix in (".pt", ".json") or "/" in name or "\\" in name:
+        return pt_path
+    installed = installed_weights()
+    for entry in installed:
+        if entry.name == name:
+            return entry.path
+    names = ", ".join(dict.fromkeys(w.name for w in installed)) or "none"
+    raise WeightsError(f"No weights '{name}': it is not a weights file, nor the name of installed weights "
+                       f"(installed: {names}; see 'struc2map weights list', and 'struc2map weights import' "
+                       f"to add the published checkpoint).")

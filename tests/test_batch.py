@@ -19,12 +19,12 @@ FAST = ["--tile-size", "40", "--margin", "4", "--device", "cpu"]
 
 
 @pytest.fixture
-def models(data_dir, tmp_path):
+def models(data, tmp_path):
     """The three real models, and a broken one, in a folder of their own."""
     folder = tmp_path / "models"
     folder.mkdir()
     for rel in MODELS:
-        shutil.copy(data_dir / rel, folder)
+        shutil.copy(data(rel), folder)
     (folder / "broken.pdb").write_text("this is not a PDB file\n")
     (folder / "notes.txt").write_text("not a model")
     return folder
@@ -92,12 +92,12 @@ def test_second_run_resumes_and_overwrite_redoes(models, tiny_weights, tmp_path,
     assert (out / "6vyb_Ndom.mrc").stat().st_mtime_ns > before["6vyb_Ndom.mrc"][0]
 
 
-def test_list_file_relative_paths_comments_and_mixed_arguments(models, data_dir, tiny_weights, tmp_path):
+def test_list_file_relative_paths_comments_and_mixed_arguments(models, data, tiny_weights, tmp_path):
     lists = tmp_path / "lists"
     lists.mkdir()
     gz = tmp_path / "gz"
     gz.mkdir()
-    (gz / "vp6.pdb.gz").write_bytes(gzip.compress((data_dir / "vp6_emd6272/6272.pdb").read_bytes()))
+    (gz / "vp6.pdb.gz").write_bytes(gzip.compress(data("vp6_emd6272/6272.pdb").read_bytes()))
     (lists / "models.txt").write_text("# the T20S fragment and the spike domain\n\n../models/test_model.pdb\n"
                                       f"  {models / '6vyb_Ndom.pdb'}  \n../models/test_model.pdb\n")
     out = tmp_path / "maps"
@@ -161,15 +161,6 @@ def test_ranks_share_the_models_exactly_once(models, tiny_weights, tmp_path, mon
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(InputError, match="RANK 2"):
         batch.rank_from_env()
-
-
-def test_process_device_follows_local_rank(monkeypatch):
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    assert str(batch.process_device("cpu")) == "cpu"
-    if not batch.torch.cuda.is_available():
-        assert str(batch.process_device("auto")) in ("cpu", "mps")
-    elif batch.torch.cuda.device_count() > 1:
-        assert str(batch.process_device("auto")) == "cuda:1"
 
 
 def test_two_processes_under_torchrun(models, tiny_weights, tmp_path):

@@ -13,9 +13,8 @@ from chimerax.struc2map.structure import read_structure
 
 
 @pytest.fixture
-def fragment(data_dir):
-    d = data_dir / "t20s_fragment_emd5623"
-    return d / "test_model.pdb", d / "test_map.ccp4.gz"
+def fragment(data):
+    return data("t20s_fragment_emd5623/test_model.pdb"), data("t20s_fragment_emd5623/test_map.ccp4.gz")
 
 
 def run(*argv):

@@ -22,8 +22,8 @@ WIDTHS = (4, 8, 16, 32)
 
 
 @pytest.fixture(scope="module")
-def fragment(data_dir):
-    return read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+def fragment(data):
+    return read_structure(data("t20s_fragment_emd5623/test_model.pdb"))
 
 
 def _conditioned_weights(tmp_path, film_scale: float = 0.0):

@@ -1,7 +1,7 @@
 """fetch: downloads by ID from a small HTTP server on 127.0.0.1 serving real fixture files.
 
 The real EMDB and RCSB servers cannot be reached from the test machines; the
-server here lays out the same paths with files from ../shared/data.
+server here lays out the same paths with the real test files (the ``data`` fixture).
 """
 import gzip
 import http.server
@@ -23,16 +23,16 @@ HEADER_V3 = """<?xml version="1.0"?><emd emdb_id="EMD-3488"><structure_determina
 
 
 @pytest.fixture
-def server(tmp_path, data_dir):
+def server(tmp_path, data):
     root = tmp_path / "www"
     emd = root / "emdb" / "EMD-5623"
     (emd / "map").mkdir(parents=True)
     (emd / "header").mkdir()
-    shutil.copy(data_dir / "t20s_fragment_emd5623" / "test_map.ccp4.gz", emd / "map" / "emd_5623.map.gz")
+    shutil.copy(data("t20s_fragment_emd5623/test_map.ccp4.gz"), emd / "map" / "emd_5623.map.gz")
     (emd / "header" / "emd-5623.xml").write_text(HEADER_V3.replace("3488", "5623").replace("3.2", "3.3"),
                                                  encoding="utf-8")
     (root / "pdb").mkdir()
-    structure = gemmi.read_structure(str(data_dir / "t20s_fragment_emd5623" / "test_model.pdb"))
+    structure = gemmi.read_structure(str(data("t20s_fragment_emd5623/test_model.pdb")))
     structure.setup_entities()
     with gzip.open(root / "pdb" / "3j9i.cif.gz", "wt") as f:  # served as RCSB serves it: gzipped mmCIF
         f.write(structure.make_mmcif_document().as_string())

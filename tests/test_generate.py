@@ -10,8 +10,8 @@ from chimerax.struc2map.tiling import TilingConfig
 
 
 @pytest.fixture(scope="module")
-def fragment(data_dir):
-    return read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+def fragment(data):
+    return read_structure(data("t20s_fragment_emd5623/test_model.pdb"))
 
 
 def test_output_is_on_a_1A_grid_around_the_model(fragment, tiny_weights):
@@ -43,8 +43,10 @@ def test_input_on_wrong_grid_spacing_is_refused(tiny_weights):
 
 def test_too_large_for_memory_says_how_large(fragment, tiny_weights, monkeypatch):
     # The machine's free memory is replaced by a small number: a real 100 GB model cannot be made here.
-    monkeypatch.setattr(gen, "available_memory", lambda: 10_000)
-    with pytest.raises(InputError, match=r"voxels and need about .* GB"):
+    from chimerax.struc2map import memory
+
+    monkeypatch.setattr(memory, "memory_limit", lambda: (10_000, "free memory"))
+    with pytest.raises(InputError, match=r"voxels .* needs about .* MB of memory but 0.0 MB is available"):
         gen.generate(fragment.coords, fragment.atomic_numbers, 3.0, tiny_weights)
 
 

@@ -112,8 +112,8 @@ def test_resample_onto_same_grid_is_a_copy():
 # ---------------------------------------------------------------- contour level
 
 @pytest.mark.parametrize("name", ["t20s", "haemoglobin"])
-def test_default_level_matches_newly_opened_chimerax_volume(cx_session, data_dir, name):
-    m = read_map(data_dir / PAIRS[name][0])
+def test_default_level_matches_newly_opened_chimerax_volume(cx_session, data, name):
+    m = read_map(data(PAIRS[name][0]))
     v = _shown(volume_from_mapdata(cx_session, m))
     assert default_contour_level(m) == v.minimum_surface_level
 
@@ -145,12 +145,12 @@ def test_initial_step_matches_chimerax_voxel_limit():
 
 # ---------------------------------------------------------------- ChimeraX correlation
 
-def _correlation_pair(session, data_dir, name):
+def _correlation_pair(session, data, name):
     """The experimental map and ChimeraX's molmap of its model, as volumes and MapData."""
     map_path, model_path, resolution = PAIRS[name]
-    exp = read_map(data_dir / map_path)
+    exp = read_map(data(map_path))
     exp_volume = _shown(volume_from_mapdata(session, exp, "exp"))
-    (structure,) = open_pdb(session, data_dir / model_path)
+    (structure,) = open_pdb(session, data(model_path))
     sim_volume = run(session, f"molmap #{structure.id_string} {resolution}")
     return exp, exp_volume, _mapdata(sim_volume), sim_volume
 
@@ -169,8 +169,8 @@ def _assert_correlation_matches(ours: dict, reference_volume, other_volume) -> t
 
 
 @pytest.mark.parametrize("name", ["t20s", "haemoglobin"])
-def test_correlation_matches_chimerax_both_ways(cx_session, data_dir, name):
-    exp, exp_volume, sim, sim_volume = _correlation_pair(cx_session, data_dir, name)
+def test_correlation_matches_chimerax_both_ways(cx_session, data, name):
+    exp, exp_volume, sim, sim_volume = _correlation_pair(cx_session, data, name)
     ours = chimerax_correlation(exp, sim)  # default level = ChimeraX's initial level
     _assert_correlation_matches(ours, exp_volume, sim_volume)
     # molmap's own level (95% of mass), not a newly opened map's: pass it
@@ -185,8 +185,8 @@ def test_correlation_matches_chimerax_both_ways(cx_session, data_dir, name):
     _assert_correlation_matches(at_level, exp_volume, sim_volume)
 
 
-def test_measure_correlation_command_text(cx_session, data_dir):
-    exp, exp_volume, sim, sim_volume = _correlation_pair(cx_session, data_dir, "t20s")
+def test_measure_correlation_command_text(cx_session, data):
+    exp, exp_volume, sim, sim_volume = _correlation_pair(cx_session, data, "t20s")
     cx_session.test_log.messages.clear()
     returned = run(cx_session, f"measure correlation #{exp_volume.id_string} "
                                f"inMap #{sim_volume.id_string}")
@@ -199,9 +199,9 @@ def test_measure_correlation_command_text(cx_session, data_dir):
     assert abs(returned[1] - ours["correlation_about_mean"]) <= TOLERANCE
 
 
-def test_correlation_on_the_same_grid_matches_chimerax(cx_session, data_dir):
+def test_correlation_on_the_same_grid_matches_chimerax(cx_session, data):
     """molmap onGrid: the envelope's points on the last planes fall outside the other map."""
-    exp, exp_volume, _, _ = _correlation_pair(cx_session, data_dir, "t20s")
+    exp, exp_volume, _, _ = _correlation_pair(cx_session, data, "t20s")
     on_grid = run(cx_session, f"molmap #2 3.3 onGrid #{exp_volume.id_string}")
     _assert_correlation_matches(chimerax_correlation(exp, _mapdata(on_grid)), exp_volume, on_grid)
 
@@ -237,8 +237,8 @@ def _skimage_paper_ssim(a, b):
                                  data_range=1)
 
 
-def _real_pair(data_dir):
-    exp = read_map(data_dir / PAIRS["haemoglobin"][0])
+def _real_pair(data):
+    exp = read_map(data(PAIRS["haemoglobin"][0]))
     rng = np.random.default_rng(6)
     noise = rng.normal(0, exp.array.std(), exp.array.shape).astype(np.float32)
     coarser = MapData(np.zeros((90, 95, 100)), exp.origin + 3.3, exp.voxel_size * 1.1)
@@ -256,8 +256,8 @@ def test_pcc_and_ssim_match_references_on_random_data(monkeypatch):
     assert abs(paper_ssim(a, b) - _skimage_paper_ssim(a, b)) <= 1e-6
 
 
-def test_pcc_and_ssim_match_references_on_real_data(data_dir):
-    a, b = _real_pair(data_dir)
+def test_pcc_and_ssim_match_references_on_real_data(data):
+    a, b = _real_pair(data)
     assert paper_pcc(a, b) == pytest.approx(_paper_reference_pcc(a, b), abs=1e-12)
     assert abs(paper_ssim(a, b) - _skimage_paper_ssim(a, b)) <= 1e-6
     assert paper_pcc(a, a) == pytest.approx(1.0) and paper_ssim(a, a) == pytest.approx(1.0)
@@ -291,8 +291,8 @@ def test_pcc_and_ssim_refuse_bad_shapes():
 
 # ---------------------------------------------------------------- compare_maps
 
-def test_compare_maps_combines_the_scores(cx_session, data_dir):
-    exp, exp_volume, sim, sim_volume = _correlation_pair(cx_session, data_dir, "haemoglobin")
+def test_compare_maps_combines_the_scores(cx_session, data):
+    exp, exp_volume, sim, sim_volume = _correlation_pair(cx_session, data, "haemoglobin")
     scores = compare_maps(sim, exp)
     assert set(scores) == {"correlation", "correlation_about_mean", "pcc", "ssim", "level",
                            "points"}

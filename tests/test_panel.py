@@ -53,10 +53,9 @@ def _close_panel(tool) -> None:
 
 
 @pytest.fixture
-def t20s(cx_session, data_dir, tmp_path):
-    pair = data_dir / "t20s_fragment_emd5623"
-    open_pdb(cx_session, pair / "test_model.pdb")
-    run(cx_session, f"open {_unzip(pair / 'test_map.ccp4.gz', tmp_path / 'test_map.ccp4')}")
+def t20s(cx_session, data, tmp_path):
+    open_pdb(cx_session, data("t20s_fragment_emd5623/test_model.pdb"))
+    run(cx_session, f"open {_unzip(data('t20s_fragment_emd5623/test_map.ccp4.gz'), tmp_path / 'test_map.ccp4')}")
     return cx_session
 
 
@@ -127,10 +126,10 @@ def test_run_click_makes_a_map_and_shows_its_correlations(panel, t20s, shipped_t
     assert any(m.startswith("Opened test_model.pdb struc2map 3.5") for _, m in t20s.test_log.messages[-5:])
 
 
-def test_stop_click_during_a_blocking_run(panel, cx_session, data_dir, shipped_tiny):
+def test_stop_click_during_a_blocking_run(panel, cx_session, data, shipped_tiny):
     from chimerax.struc2map.cmd import PROGRESS_TRIGGER
 
-    open_pdb(cx_session, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
+    open_pdb(cx_session, data("haemoglobin_emd3488/5me2.pdb"))
     tool = panel()
     clicks = []
 
@@ -156,8 +155,8 @@ def _start_typed_run(session, tool, command: str):
     return background
 
 
-def test_buttons_and_stop_follow_a_typed_background_run(panel, cx_session, data_dir, tiny_weights):
-    open_pdb(cx_session, data_dir / "haemoglobin_emd3488" / "5me2.pdb")
+def test_buttons_and_stop_follow_a_typed_background_run(panel, cx_session, data, tiny_weights):
+    open_pdb(cx_session, data("haemoglobin_emd3488/5me2.pdb"))
     tool = panel()
     assert tool.run_button.isEnabled() and not tool.stop_button.isEnabled()
     background = _start_typed_run(cx_session, tool, f"struc2map #1 resolution 3.5 batchSize 1 "
@@ -176,10 +175,10 @@ def test_buttons_and_stop_follow_a_typed_background_run(panel, cx_session, data_
     _frames(cx_session, background)
 
 
-def test_closing_the_panel_mid_run_is_safe(panel, cx_session, data_dir, shipped_tiny):
+def test_closing_the_panel_mid_run_is_safe(panel, cx_session, data, shipped_tiny):
     from chimerax.struc2map.cmd import PROGRESS_TRIGGER
 
-    open_pdb(cx_session, data_dir / "t20s_fragment_emd5623" / "test_model.pdb")  # 18 tiles, one per batch
+    open_pdb(cx_session, data("t20s_fragment_emd5623/test_model.pdb"))  # 18 tiles, one per batch
     tool = panel()
     tool.command_text = lambda: "struc2map #1 resolution 3.5 batchSize 1 wait false"
     tool.run_button.click()  # as in the GUI: returns at once

@@ -32,9 +32,9 @@ def test_extra_sigma_adds_in_quadrature():
     assert extra_sigma(2.0, 3.0) == 0.0
 
 
-def test_lowpass_of_molmap_matches_molmap_at_target(data_dir):
+def test_lowpass_of_molmap_matches_molmap_at_target(data):
     """molmap at 2 Å filtered to 5 Å is molmap at 5 Å (Gaussians compose), on a real model."""
-    atoms = read_structure(data_dir / "t20s_fragment_emd5623" / "test_model.pdb")
+    atoms = read_structure(data("t20s_fragment_emd5623/test_model.pdb"))
     at5 = molmap(atoms.coords, atoms.atomic_numbers, 5.0, grid_spacing=1.0)
     at2 = molmap(atoms.coords, atoms.atomic_numbers, 2.0, on_grid=at5)
     filtered, effective = lowpass_to_resolution(at2, 5.0, 2.0)

@@ -62,8 +62,8 @@ def test_hydrogens_and_waters_policy(tmp_path):
     assert len(read_structure(tmp_path / "w.pdb", waters=False)) == 9
 
 
-def test_real_model_matches_chimerax_atoms(data_dir, cx_session):
-    path = data_dir / "t20s_4.8A" / "T20Snative.pdb"  # carries hydrogens
+def test_real_model_matches_chimerax_atoms(data, cx_session):
+    path = data("t20s_4.8A/T20Snative.pdb")  # carries hydrogens
     atoms = read_structure(path)
     (model,) = open_pdb(cx_session, path)
     heavy = model.atoms.filter(model.atoms.element_numbers > 1)
@@ -74,11 +74,11 @@ def test_real_model_matches_chimerax_atoms(data_dir, cx_session):
     assert set(atoms.elements) == {"C", "N", "O", "S"} and atoms.source == "T20Snative.pdb"
 
 
-def test_mmcif_gzip_and_ions(data_dir, tmp_path):
-    cif = read_structure(data_dir / "emd35448_8ihl" / "35448_8ihl.cif")
+def test_mmcif_gzip_and_ions(data, tmp_path):
+    cif = read_structure(data("emd35448_8ihl/35448_8ihl.cif"))
     assert len(cif) == 14124 and cif.coords.shape == (14124, 3) and cif.coords.dtype == np.float64
     assert 15 in cif.atomic_numbers  # nucleic-acid phosphorus
-    src = data_dir / "apoferritin_emd20026" / "3ajo_fitted_refined.pdb"
+    src = data("apoferritin_emd20026/3ajo_fitted_refined.pdb")
     with open(src, "rb") as f, gzip.open(tmp_path / "m.pdb.gz", "wb") as g:
         shutil.copyfileobj(f, g)
     plain, zipped = read_structure(src), read_structure(tmp_path / "m.pdb.gz")
@@ -93,9 +93,9 @@ def test_unknown_element_counts_as_carbon(tmp_path):
     assert atoms.atomic_numbers.tolist() == [6]
 
 
-def test_large_model_is_quick(data_dir):
+def test_large_model_is_quick(data):
     start = time.perf_counter()
-    atoms = read_structure(data_dir / "hcn4_emd0093" / "6gyn.pdb")
+    atoms = read_structure(data("hcn4_emd0093/6gyn.pdb"))
     assert len(atoms) == 16932 and time.perf_counter() - start < 0.5
 
 

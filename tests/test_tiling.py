@@ -12,7 +12,6 @@ from chimerax.struc2map.tiling import (
     TilingConfig,
     background_value,
     predict_tiled,
-    resolve_device,
     tiling_difference,
 )
 
@@ -64,10 +63,28 @@ def blobs(shape: tuple[int, int, int], centres, sigma: float = 3.0) -> np.ndarra
 
 
 class Doubler(nn.Module):
-    """A 'generator' whose tiles cannot disagree: any error in placement or cropping shows."""
+    """A 'generator' whose tiles cannot disagree: any error in placement or cropping shows.
+
+    2x + 1, plus 1 in every tile that holds density: an all-zero tile gives 1 (the
+    background value of skipped tiles), but the zeros of a tile that was run give 2,
+    so a tile skipped or run by mistake shows too.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 2 * x + 1
+        return 2 * x + 1 + (x.amax(dim=(1, 2, 3, 4), keepdim=True) > 0).to(x.dtype)
+
+
+def doubled(volume: np.ndarray, tile_size: int, margin: int) -> np.ndarray:
+    """What Doubler gives through the tiler, plainly: each core sees its tile's box, ``margin`` wider on every side."""
+    core = tile_size - 2 * margin
+    seen = np.zeros(volume.shape, dtype=bool)
+    for z in range(0, volume.shape[0], core):
+        for y in range(0, volume.shape[1], core):
+            for x in range(0, volume.shape[2], core):
+                box = volume[max(z - margin, 0):z + core + margin, max(y - margin, 0):y + core + margin,
+                             max(x - margin, 0):x + core + margin]
+                seen[z:z + core, y:y + core, x:x + core] = box.max() > 0
+    return np.where(seen, 2 * volume + 2, np.float32(1))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -114,11 +131,14 @@ def test_batch_size_does_not_change_the_result(generator, volume, reference):
 @pytest.mark.parametrize("tile_size, margin, shape", [(16, 2, (37, 50, 29)), (32, 6, (3, 40, 5)), (64, 8, (70, 9, 33))])
 def test_each_voxel_comes_from_its_own_position(tile_size, margin, shape):
     volume = np.random.default_rng(1).random(shape, dtype=np.float32)
-    volume[: shape[0] // 2] = 0  # some empty tiles, skipped
+    core = tile_size - 2 * margin
+    # Empty tiles, skipped; where the volume is long enough, tile 1 then holds density only in its margin.
+    volume[: 2 * core + 1 if shape[0] > 2 * core + 1 else shape[0] // 2] = 0
     config = TilingConfig(tile_size=tile_size, margin=margin, batch_size=3)
     predicted, report = predict_tiled(Doubler(), volume, config, device="cpu")
-    np.testing.assert_array_equal(predicted, 2 * volume + 1)
+    np.testing.assert_array_equal(predicted, doubled(volume, tile_size, margin))
     assert report.tiles_run + report.tiles_skipped == report.tiles_total
+    assert report.background == (1 if report.tiles_skipped else None)
 
 
 def test_tiles_whose_cores_hold_no_needed_voxel_are_skipped():
@@ -131,8 +151,8 @@ def test_tiles_whose_cores_hold_no_needed_voxel_are_skipped():
     computed = np.zeros(volume.shape, bool)
     computed[:40, :20, :20] = True
     np.testing.assert_array_equal(report.predicted, computed)
-    np.testing.assert_array_equal(predicted[computed], 2 * volume[computed] + 1)
-    assert np.all(predicted[~computed] == report.background)
+    np.testing.assert_array_equal(predicted[computed], 2 * volume[computed] + 2)
+    assert report.background == 1 and np.all(predicted[~computed] == 1)
     _, every = predict_tiled(Doubler(), volume, config, device="cpu")
     assert every.tiles_skipped == 0 and every.predicted is None
     with pytest.raises(InputError, match="needed"):
@@ -150,6 +170,22 @@ def test_skipping_empty_tiles_changes_nothing_when_zeros_give_a_constant():
     assert (report.tiles_run, report.tiles_skipped) == (2, 6) and every_report.tiles_run == 8
     assert report.background == pytest.approx(generator.final.bias.item(), abs=1e-7)
     np.testing.assert_array_equal(skipped, every)
+
+
+def test_a_tile_with_density_only_in_its_margin_is_run():
+    # Along z (core 20, margin 6) tile 1 reads input voxels 14..45 and keeps 20..39; tile 2 reads 34..65.
+    # The blob (z 14..18) lies in tile 0's core and only in tile 1's margin; tile 2 sees nothing.
+    volume = blobs((60, 20, 20), [(16, 10, 10, 1.0)], sigma=0.7)
+    assert volume[14:19].any() and not volume[:14].any() and not volume[19:].any()
+    generator = small_generator(inner_biases=False)  # zeros give exactly its final bias: skipping changes nothing
+    config = TilingConfig(tile_size=32, margin=6, batch_size=1, precision="fp32")
+    skipped, report = predict_tiled(generator, volume, config, device="cpu")
+    every, every_report = predict_tiled(generator, volume, dataclasses.replace(config, skip_empty=False), device="cpu")
+    assert (report.tiles_run, report.tiles_skipped, every_report.tiles_run) == (2, 1, 3)
+    np.testing.assert_array_equal(skipped, every)
+    # the margin's density reaches tile 1's core: skipping it (as an emptiness test on the core would) shows
+    assert np.abs(every[20:40] - report.background).max() > 1e-3
+    assert np.all(every[40:] == report.background)
 
 
 def test_background_value_is_the_exact_arithmetic_output_for_zeros(generator):
@@ -186,26 +222,6 @@ def test_should_stop_cancels_before_the_next_batch(volume):
         predict_tiled(Doubler(), volume, TilingConfig(tile_size=16, margin=2, batch_size=2), device="cpu",
                       progress=lambda done, total: calls.append(done), should_stop=lambda: next(asked))
     assert calls == [2, 4]
-
-
-def test_resolve_device(monkeypatch):
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device(" CPU ") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    assert resolve_device().type == expected
-    for name in ("gpu0", "xpu", ""):
-        with pytest.raises(InputError, match="Unknown compute device"):
-            resolve_device(name)
-    # Mocked so that this test also means something on a machine that has a GPU.
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(InputError, match="CUDA"):
-        resolve_device("cuda")
-    with pytest.raises(InputError, match="CUDA"):
-        resolve_device("cuda:1")
-    if not torch.backends.mps.is_available():
-        with pytest.raises(InputError, match="MPS"):
-            resolve_device("mps")
-        assert resolve_device("auto") == torch.device("cpu")
 
 
 def test_bf16_on_cpu_stays_close_to_fp32(generator, volume, reference):

@@ -20,12 +20,18 @@ TINY = ["--widths", "4", "8", "16", "32", "--disc-widths", "4", "4", "8", "8", "
         "--steps-per-epoch", "2", "--val-tiles", "2"]
 
 
-def test_shared_pair_list_reads(data_dir):
-    pairs = read_pairs(data_dir / "pairs.txt")
+def test_shared_pair_list_reads(data):
+    pairs = read_pairs(data.full_set("pairs.txt"))
     assert len(pairs) == 10 and all(p.map.exists() and p.model.exists() for p in pairs)
     assert [p.name for p in select(pairs, [SMALL])] == [SMALL]
     with pytest.raises(InputError, match="Unknown pair"):
         select(pairs, ["nope"])
+
+
+def test_bundled_pair_list_reads(data):
+    pairs = read_pairs(data("bundled_pairs.txt"))
+    assert [p.name for p in pairs] == [SMALL, "vp6_emd6272", "spike_ntd_emd21457", "haemoglobin_emd3488"]
+    assert all(p.map.is_file() and p.model.is_file() for p in pairs)
 
 
 def test_csv_and_json_pair_lists(tmp_path):
@@ -70,8 +76,8 @@ def test_tile_corners_cover_the_volume():
 
 
 @pytest.fixture(scope="module")
-def dataset(data_dir, tmp_path_factory):
-    pairs = select(read_pairs(data_dir / "pairs.txt"), [SMALL])
+def dataset(data, tmp_path_factory):
+    pairs = select(read_pairs(data("bundled_pairs.txt")), [SMALL])
     out = tmp_path_factory.mktemp("dataset")
     index = prepare(pairs, out, log=lambda s: None)
     return out, index
@@ -96,10 +102,10 @@ def test_prepare_makes_coregistered_tiles(dataset):
     assert roughness == sorted(roughness, reverse=True)
 
 
-def test_prepare_is_idempotent_and_reports_bad_pairs(dataset, data_dir):
+def test_prepare_is_idempotent_and_reports_bad_pairs(dataset, data, tmp_path):
     out, _ = dataset
-    pairs = select(read_pairs(data_dir / "pairs.txt"), [SMALL])
-    bad = pairs[0].__class__("broken", data_dir / "nope.mrc", pairs[0].model, 3.0)
+    pairs = select(read_pairs(data("bundled_pairs.txt")), [SMALL])
+    bad = pairs[0].__class__("broken", tmp_path / "nope.mrc", pairs[0].model, 3.0)
     messages = []
     index = prepare(pairs + [bad], out, log=messages.append)
     assert f"{SMALL}: already prepared" in messages
@@ -108,7 +114,7 @@ def test_prepare_is_idempotent_and_reports_bad_pairs(dataset, data_dir):
     assert SMALL in strict["dropped"] and not strict["tiles"]
 
 
-def test_train_resume_export_evaluate(dataset, data_dir, tmp_path, capsys):
+def test_train_resume_export_evaluate(dataset, data, tmp_path, capsys):
     out, _ = dataset
     run_dir = tmp_path / "run"
     assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
@@ -131,7 +137,7 @@ def test_train_resume_export_evaluate(dataset, data_dir, tmp_path, capsys):
     assert w.metadata["output"]["resolution"] == 3.3
 
     ev = tmp_path / "eval"
-    assert cli.main(["evaluate", str(data_dir / "pairs.txt"), "--only", SMALL, "--weights", str(weights),
+    assert cli.main(["evaluate", str(data("bundled_pairs.txt")), "--only", SMALL, "--weights", str(weights),
                      "--output", str(ev), "--device", "cpu"]) == 0
     table = (ev / "results.md").read_text(encoding="utf-8")
     for method in ("generator", "molmap_2A", "molmap_reported"):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-create the default weights (weights/struc2map_generator.pt, the second generator) from the real pairs
-# in ../shared/data. About 2 hours on a 2-core CPU (the shipped run: see MODEL_CARD.md). Run from the
+# in ../shared/data. About 90 minutes on a 2-core CPU (the shipped run, 1,435 steps: see MODEL_CARD.md). Run from the
 # repository root in an environment where `struc2map` is installed (README's first command). It starts
 # from the first generator (weights/v1.pt), which weights/make_weights_v1.sh made.
 # Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR]
@@ -13,11 +13,12 @@ VAL="haemoglobin_emd3488 t20s_4.8A gsec_emd3240"
 
 # rubella (35 Å) is left out: far below the method's range.
 struc2map prepare "$DATA/pairs.txt" "$DATA/pairs_extra.txt" --output "$WORK/ds2" --only $TRAIN $VAL
-# The validation pairs only report a loss: the plateau scheduler is off (patience 1000) and no
+# The shipped run was stopped (SIGTERM, checkpointed) 10 steps into epoch 58, at step 1,435; --epochs 58
+# runs that epoch to its end. The validation pairs only report a loss: the plateau scheduler is off (patience 1000) and no
 # checkpoint is chosen by it; the last moving average is exported.
 struc2map train "$WORK/ds2" --run-dir "$WORK/runA" --widths 16 32 64 128 --init-weights weights/v1.pt \
     --adv-weight 0 --lr 2e-4 --batch-size 8 --steps-per-epoch 25 --val-tiles 64 --val-pairs $VAL \
-    --train-pairs $TRAIN --ema-decay 0.995 --plateau-patience 1000 --epochs 1000 --max-minutes 110 --seed 1
+    --train-pairs $TRAIN --ema-decay 0.995 --plateau-patience 1000 --epochs 58 --seed 1
 struc2map export "$WORK/runA" --dataset "$WORK/ds2" --which average --output "$WORK/generator.pt" --overwrite
 struc2map evaluate "$DATA/pairs.txt" "$DATA/pairs_extra.txt" --only $VAL --weights "$WORK/generator.pt" \
     --output "$WORK/eval"

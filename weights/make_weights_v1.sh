@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-create weights/struc2map_generator.pt from the real pairs in ../shared/data.
+# Re-create the first generator, weights/v1.pt, from the real pairs in ../shared/data. It needs the code
+# of that time (dataset format 1, one input channel): run it in a checkout of commit 6af1654.
 # About 100 minutes on a 2-core CPU (the shipped run: see MODEL_CARD.md). Run from the repository
 # root in an environment where `struc2map` is installed (README's first command).
 # Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR]
@@ -19,4 +20,4 @@ struc2map train "$WORK/ds1" --run-dir "$WORK/run" --epochs 61 --ema-decay 0.995 
 struc2map export "$WORK/run" --dataset "$WORK/ds1" --which average --output "$WORK/generator.pt" --overwrite
 struc2map evaluate "$DATA/pairs.txt" --only $VAL --weights "$WORK/generator.pt" --output "$WORK/eval"
 struc2map export "$WORK/run" --dataset "$WORK/ds1" --which average --metrics "$WORK/eval/results.csv" \
-    --output weights/struc2map_generator.pt --overwrite
+    --output weights/v1.pt --overwrite

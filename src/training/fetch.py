@@ -2,23 +2,21 @@
 
 The ID list has one pair a line: ``EMD-1234 1ABC [resolution_Å]`` (``#``
 comments). Without a resolution, it is read from the EMDB entry's header XML.
-Files already downloaded are kept (resumable); a failed entry is reported and
-left out of the pair list, never half-written (downloads go to a temporary
-file that is renamed when complete).
+Files already downloaded are kept and an interrupted download is resumed
+(``download.py``); a failed entry is reported and left out of the pair list,
+never half-written.
 """
 from __future__ import annotations
 
 import csv
 import re
-import shutil
-import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..download import download
 from ..errors import InputError
-from ..files import atomic_path
 
 EMDB_URL = "https://files.wwpdb.org/pub/emdb/structures"
 PDB_URL = "https://files.rcsb.org/download"
@@ -46,17 +44,6 @@ def read_ids(path: str | Path) -> list[Entry]:
         resolution = float(fields[2]) if len(fields) > 2 else None
         entries.append(Entry(match.group(1), fields[1].lower(), resolution))
     return entries
-
-
-def download(url: str, dest: Path, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` into ``dest`` unless it is there already; atomic (temporary file, then rename)."""
-    if dest.exists():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest, suffix=".part") as tmp, open(tmp, "wb") as out, \
-            urllib.request.urlopen(url, timeout=timeout) as response:
-        shutil.copyfileobj(response, out)
-    return dest
 
 
 def header_resolution(xml_path: Path) -> float:

@@ -29,10 +29,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from ..device import autocast as _autocast, process_device
 from ..files import atomic_path
 from ..inputs import CONDITION_DIM
 from ..network import Discriminator, Generator
-from ..tiling import resolve_precision
 from .augment import Degradation
 from .dataset import TileSampler
 from .losses import ssim_loss
@@ -71,11 +71,6 @@ class TrainConfig:
     val_pairs: list[str] = field(default_factory=list)
 
 
-def _autocast(device: torch.device, precision: str):
-    use = resolve_precision(precision, device) == "bf16"
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
-
-
 def _distributed() -> tuple[int, int]:
     """(rank, world size); joins the process group when started by torchrun."""
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
@@ -83,14 +78,6 @@ def _distributed() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
-
-
-def _device(rank: int) -> torch.device:
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
 
 
 class Trainer:
@@ -101,7 +88,7 @@ class Trainer:
         self.config, self.log = config, log
         self.run_dir = Path(run_dir)
         self.rank, self.world = _distributed()
-        self.device = _device(self.rank)
+        self.device = process_device("auto")
         torch.manual_seed(config.seed)
         self.train_data = TileSampler(dataset_dir, config.train_pairs, empty_fraction=config.empty_fraction,
                                       bfactor_dropout=config.bfactor_dropout)
