@@ -302,7 +302,7 @@ def test_real_published_checkpoint_reproduces_the_authors_example(tmp_path, data
 def test_chimerax_command_and_panel_use_imported_weights_by_name(tmp_path, data, cx_session, monkeypatch):
     """`struc2map #1 ... weights NAME` in a real ChimeraX session (the wheel's code), and the panel's choice."""
     from tests.chimerax_session import open_pdb, run
-    from tests.test_panel import QtWidgets, _install_qt_shim  # noqa: F401  (a real Qt, PyQt6)
+    from tests.panel_standins import install_gui_standins, qt_application  # a real Qt (PyQt6), stand-in window
 
     ckpt = tmp_path / "run.ckpt"
     lightning_checkpoint(ckpt, optimiser=False)
@@ -317,11 +317,8 @@ def test_chimerax_command_and_panel_use_imported_weights_by_name(tmp_path, data,
     with pytest.raises(Exception, match="No weights 'nobody'"):
         run(cx_session, "struc2map #1 resolution 4 weights nobody")
 
-    _install_qt_shim(monkeypatch)
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["struc2map-test"])  # noqa: F841
-    from tests.test_panel import MainToolWindow
-
-    monkeypatch.setitem(sys.modules, "chimerax.ui", types.SimpleNamespace(MainToolWindow=MainToolWindow))
+    install_gui_standins(monkeypatch.setitem)
+    qt_application()
     from chimerax.struc2map.tool import Struc2mapTool
 
     tool = Struc2mapTool(cx_session, "Struc2mapGAN")
