@@ -4,6 +4,8 @@ There is no GPU here: where a test needs CUDA or MPS to be present, PyTorch's
 availability probes are mocked (and ``torch.cuda.set_device`` recorded), and
 nothing is run on the mocked device.
 """
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -157,5 +159,11 @@ def test_chimerax_command_accepts_cuda_n(gpus, tiny_weights):
     from chimerax.struc2map import cmd
 
     gpus(2)
-    resolution, tiling, loaded = cmd._settings(3.5, "cuda:1", str(tiny_weights.path), None, None)
-    assert resolution == 3.5 and loaded.sha256 == tiny_weights.sha256
+    # the command's checked settings, as its worker gets them (the request's fields that _settings reads)
+    request = SimpleNamespace(resolution=3.5, device="cuda:1", weights_path=str(tiny_weights.path),
+                              tile_size=None, batch_size=None)
+    tiling, loaded = cmd._settings(request)
+    assert tiling.tile_size == 32 and loaded.sha256 == tiny_weights.sha256
+    request.device = "cuda:2"  # two GPUs: 0 and 1
+    with pytest.raises(Exception, match="CUDA GPU 2"):
+        cmd._settings(request)
