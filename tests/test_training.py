@@ -157,3 +157,33 @@ def test_two_processes_with_gloo(dataset, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run_dir / "checkpoint.pt").exists()
     assert proc.stdout.count("epoch 1/1") == 1  # only process 0 logs
+
+
+def test_training_commands_refuse_user_mistakes_in_one_sentence(dataset, tmp_path, capsys):
+    """Each mistake exits 2 with a sentence naming it (was a ValueError, FileNotFoundError or
+    UnicodeDecodeError traceback, or a silent exit 0 for an empty pair list)."""
+    out, _ = dataset
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "1", *TINY]) == 0
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00\x01" * 20)
+    (tmp_path / "empty.txt").write_text("# name map model resolution\n")
+    other_widths = [a if a != "32" else "64" for a in TINY]
+    cases = [
+        (["train", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "r2"), *TINY], "not a dataset made by"),
+        (["train", str(out), "--run-dir", str(run_dir), "--epochs", "2", *other_widths], "widths"),
+        (["train", str(out), "--run-dir", str(tmp_path / "r3"), "--max-minutes", "0", *TINY], "--max-minutes"),
+        (["train", str(out), "--run-dir", str(tmp_path / "r4"), "--max-minutes", "-5", *TINY], "--max-minutes"),
+        (["export", str(tmp_path / "nowhere"), "--dataset", str(out), "-o", str(tmp_path / "w.pt")],
+         "not a training run"),
+        (["export", str(run_dir), "--dataset", str(out), "-o", str(tmp_path / "w.pt"), "--which", "average"],
+         "no average"),
+        (["prepare", str(tmp_path / "binary.txt"), "-o", str(tmp_path / "d")], "not a text file"),
+        (["prepare", str(tmp_path / "empty.txt"), "-o", str(tmp_path / "d")], "lists no pairs"),
+    ]
+    for argv, words in cases:
+        capsys.readouterr()
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, (argv, err)
+    history = (run_dir / "history.csv").read_text(encoding="utf-8")
+    assert "nan" not in history.lower()  # a run without an average writes an empty field, not NaN

@@ -7,11 +7,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..inputs import resolution_condition
 from .augment import Degradation, augment_pair
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """(input (B, C, T, T, T), condition (B, CONDITION_DIM), target (B, 1, T, T, T)) float tensors."""
+
+
+def read_index(dataset_dir: Path) -> dict:
+    """The index.json of a folder made by ``struc2map prepare``; an InputError when there is none."""
+    path = Path(dataset_dir) / "index.json"
+    if not path.is_file():
+        raise InputError(f"{dataset_dir} is not a dataset made by 'struc2map prepare' (it has no index.json).")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path} is damaged ({err}); prepare the dataset again.") from None
 
 
 class TileSampler:
@@ -30,12 +42,13 @@ class TileSampler:
                  empty_fraction: float = 0.05, min_occupancy: float = 0.02, bfactor_dropout: float = 0.0,
                  reported_fraction: float = 0.5):
         dataset_dir = Path(dataset_dir)
-        index = json.loads((dataset_dir / "index.json").read_text(encoding="utf-8"))
+        index = read_index(dataset_dir)
         self.tile_size = tile_size or index["config"]["tile_size"]
         names = list(index["pairs"]) if names is None else names
         missing = [n for n in names if n not in index["pairs"]]
         if missing:
-            raise ValueError(f"pairs not in the prepared dataset (dropped or failed?): {', '.join(missing)}")
+            raise InputError(f"Pairs not in the prepared dataset {dataset_dir} (dropped or failed?): "
+                             f"{', '.join(missing)}.")
         self.names = names
         self.volumes = {}
         for name in names:
@@ -43,7 +56,7 @@ class TileSampler:
                 self.volumes[name] = (z["input"], z["targets"], z["levels"])
         tiles = [t for t in index["tiles"] if t[0] in set(names)]
         if not tiles:
-            raise ValueError("no tiles in the selected pairs")
+            raise InputError(f"The prepared dataset {dataset_dir} has no tiles in the selected pairs.")
         self.full = [t for t in tiles if t[4] >= min_occupancy]
         self.empty = [t for t in tiles if t[4] < min_occupancy]
         self.empty_fraction = empty_fraction if self.empty and self.full else (0.0 if self.full else 1.0)

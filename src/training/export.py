@@ -1,14 +1,15 @@
 """Turn a training run into a weights file (NAME.pt + NAME.json) that ``generate`` loads."""
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 import torch
 
+from ..errors import InputError
 from ..network import Generator
 from ..weights_io import save_weights
+from .dataset import read_index
 
 
 def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path, *, which: str = "last",
@@ -22,6 +23,9 @@ def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path,
     held-out ``metrics`` (e.g. from evaluate).
     """
     run_dir, dataset_dir = Path(run_dir), Path(dataset_dir)
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise InputError(f"{run_dir} is not a training run (it has no checkpoint.pt).")
+    index = read_index(dataset_dir)
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     config = state["config"]
     generator = Generator(tuple(config["widths"]), config["in_channels"], condition_dim=config["condition_dim"])
@@ -29,11 +33,11 @@ def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path,
         generator.load_state_dict(torch.load(run_dir / "best_generator.pt", map_location="cpu", weights_only=True))
     elif which == "average":
         if state.get("G_ema") is None:
-            raise ValueError(f"run {run_dir} kept no average of the weights (train with --ema-decay)")
+            raise InputError(f"The run {run_dir} kept no average of the weights (train with --ema-decay), "
+                             "so --which average has nothing to export.")
         generator.load_state_dict(state["G_ema"])
     else:
         generator.load_state_dict(state["G"])
-    index = json.loads((dataset_dir / "index.json").read_text(encoding="utf-8"))
     prep = index["config"]
     train_names = config["train_pairs"] or [n for n in index["pairs"] if n not in config["val_pairs"]]
     train_pairs = [index["pairs"][n] for n in train_names]

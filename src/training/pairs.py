@@ -47,12 +47,16 @@ def read_pairs(path: str | Path) -> list[Pair]:
     if not path.is_file():
         raise InputError(f"Pair list {path} does not exist.")
     base = path.parent
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        rows = json.loads(text)
-    elif path.suffix.lower() == ".csv":
+    try:
+        text = path.read_text(encoding="utf-8")
+        rows = json.loads(text) if path.suffix.lower() == ".json" else None
+    except UnicodeDecodeError:
+        raise InputError(f"Pair list {path} is not a text file (it is not UTF-8 text).") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"Pair list {path} is not valid JSON ({err}).") from None
+    if path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(text.splitlines()))
-    else:
+    elif rows is None:
         rows = []
         for line in text.splitlines():
             fields = line.split("#", 1)[0].split()
@@ -60,6 +64,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
                 if len(fields) < 4:
                     raise InputError(f"{path}: expected 'name map model resolution' in line {line!r}.")
                 rows.append(dict(zip(("name", "map", "model", "resolution"), fields)))
+    if not isinstance(rows, list) or not rows:
+        raise InputError(f"Pair list {path} lists no pairs.")
     pairs = [_pair(r, base, str(path)) for r in rows]
     names = [p.name for p in pairs]
     if len(set(names)) != len(names):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..device import autocast as _autocast, process_device
+from ..errors import InputError
 from ..files import atomic_path
 from ..inputs import CONDITION_DIM
 from ..network import Discriminator, Generator
@@ -85,6 +87,8 @@ class Trainer:
 
     def __init__(self, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig,
                  log: Callable[[str], None] = print):
+        if config.max_minutes is not None and not config.max_minutes > 0:
+            raise InputError(f"--max-minutes must be a positive number of minutes, got {config.max_minutes:g}.")
         self.config, self.log = config, log
         self.run_dir = Path(run_dir)
         self.rank, self.world = _distributed()
@@ -94,7 +98,7 @@ class Trainer:
                                       bfactor_dropout=config.bfactor_dropout)
         overlap = set(self.train_data.names) & set(config.val_pairs)
         if overlap:
-            raise ValueError(f"pairs both in training and validation: {', '.join(sorted(overlap))}")
+            raise InputError(f"Pairs both in training and validation: {', '.join(sorted(overlap))}.")
         val = TileSampler(dataset_dir, config.val_pairs) if config.val_pairs else self.train_data
         self.val_batches = val.fixed_batches(config.batch_size, config.val_tiles, seed=config.seed)
         self.degradation = Degradation(p=config.degrade_p) if config.degrade_p > 0 else None
@@ -118,6 +122,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best_val = math.inf
         self._stop = False
+        self._warned_plot = False
         if (self.run_dir / "checkpoint.pt").exists():
             self._resume()
         self.Gp = DistributedDataParallel(self.G) if self.world > 1 else self.G
@@ -144,7 +149,8 @@ class Trainer:
     def _resume(self) -> None:
         state = torch.load(self.run_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
         if tuple(state["config"]["widths"]) != tuple(self.config.widths):
-            raise ValueError("checkpoint widths differ from the requested ones; use another run folder")
+            raise InputError(f"The checkpoint in {self.run_dir} has widths {tuple(state['config']['widths'])}, not "
+                             f"the requested {tuple(self.config.widths)}: resume with those, or use another run folder.")
         self.G.load_state_dict(state["G"])
         if self.G_ema is not None:  # a run that had no average starts it from the generator it has
             self.G_ema.load_state_dict(state.get("G_ema") or state["G"])
@@ -250,13 +256,13 @@ class Trainer:
                 row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_ssim": sums["ssim"],
                        "train_adv": sums["adv"],
                        "train_disc": sums["disc"], "val_rec": val,
-                       "val_ema": self.validate(self.G_ema) if self.G_ema is not None else float("nan"),
+                       "val_ema": self.validate(self.G_ema) if self.G_ema is not None else None,
                        "lr": self.optG.param_groups[0]["lr"], "seconds": round(self.seconds, 1)}
                 self.history.append(row)
                 if self.rank == 0:
+                    averaged = "" if row["val_ema"] is None else f" (average {row['val_ema']:.5f})"
                     self.log(f"epoch {self.epoch}/{cfg.epochs} step {self.step}: train {sums['rec']:.5f} "
-                             f"val {val:.5f} (average {row['val_ema']:.5f}) lr {row['lr']:.2e} "
-                             f"({time.time() - t0:.0f} s)")
+                             f"val {val:.5f}{averaged} lr {row['lr']:.2e} ({time.time() - t0:.0f} s)")
                     if val < self.best_val:
                         self.best_val = val
                         torch.save(self.G.state_dict(), self.run_dir / "best_generator.pt")
@@ -278,6 +284,11 @@ class Trainer:
             w = csv.DictWriter(f, fieldnames=list(self.history[-1]), restval="")  # a resumed run may add columns
             w.writeheader()
             w.writerows(self.history)
+        if importlib.util.find_spec("matplotlib") is None:
+            if not self._warned_plot:
+                self.log("losses.png not drawn: matplotlib is not installed (pip install matplotlib)")
+                self._warned_plot = True
+            return
         plot_history(self.history, self.run_dir / "losses.png")
 
 
@@ -291,8 +302,9 @@ def plot_history(history: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [h["train_rec"] for h in history], label="train SmoothL1")
     ax.plot(epochs, [h["val_rec"] for h in history], label="validation SmoothL1")
-    if any(h.get("val_ema", float("nan")) == h.get("val_ema", float("nan")) for h in history):
-        ax.plot(epochs, [h.get("val_ema", float("nan")) for h in history], label="validation, averaged weights")
+    averaged = [float("nan") if h.get("val_ema") is None else h["val_ema"] for h in history]
+    if any(v == v for v in averaged):
+        ax.plot(epochs, averaged, label="validation, averaged weights")
     if any(h["train_disc"] for h in history):
         ax.plot(epochs, [h["train_disc"] for h in history], label="discriminator BCE", alpha=0.6)
     ax.set_yscale("log")
