@@ -34,5 +34,6 @@ setup(
         "mrcfile>=1.4",
         "gemmi>=0.6",
     ],
+    extras_require={"training": ["matplotlib"]},  # loss and evaluation plots (skipped with a note without it)
     entry_points={"console_scripts": ["struc2map = chimerax.struc2map.cli:main"]},
 )

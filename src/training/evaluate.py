@@ -15,6 +15,7 @@ molmap resolution each result correlates with best (``sweep.csv``).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import statistics
 from pathlib import Path
 from typing import Callable
@@ -112,7 +113,10 @@ def evaluate(pairs: list[Pair], weights: Weights, out_dir: str | Path, *, tiling
     if sweeps:
         _write_csv(out_dir / "sweep.csv", sweeps)
     (out_dir / "results.md").write_text(markdown_table(rows) + sweep_table(sweeps), encoding="utf-8")
-    scatter_plot(rows, out_dir / "scatter.png")
+    if importlib.util.find_spec("matplotlib") is None:
+        log("scatter.png not drawn: matplotlib is not installed (pip install matplotlib)")
+    else:
+        scatter_plot(rows, out_dir / "scatter.png")
     return rows
 
 
