@@ -168,7 +168,7 @@ def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, 
                 raise WeightsError(f"{p} already exists; choose another name or allow overwriting.")
     pt_path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
-    with atomic_path(pt_path) as pt_tmp, atomic_path(json_path) as json_tmp:
+    with atomic_path(pt_path, overwrite=overwrite) as pt_tmp, atomic_path(json_path, overwrite=overwrite) as json_tmp:
         torch.save(state, pt_tmp)
         meta = {"input": dict(DEFAULT_INPUT), "output": dict(DEFAULT_OUTPUT), "training": {}}
         meta.update(metadata)

@@ -200,3 +200,20 @@ def test_missing_weights_help():
     for phrase in ("No trained Struc2map weights are installed", "weights/struc2map_generator.pt",
                    "--weights FILE", "struc2map train", "docs/training.md"):
         assert phrase in MISSING_WEIGHTS_HELP
+
+
+def test_weights_created_meanwhile_are_not_replaced(tmp_path, monkeypatch):
+    """No-overwrite holds even against a file that appears while the weights are written (was check-then-write)."""
+    from chimerax.struc2map.errors import Struc2mapError
+
+    target = tmp_path / "w.pt"
+    real_save = torch.save
+
+    def save_while_someone_writes(obj, path):
+        target.write_bytes(b"someone else's weights")
+        real_save(obj, path)
+
+    monkeypatch.setattr(weights_module.torch, "save", save_while_someone_writes)
+    with pytest.raises(Struc2mapError):
+        save_weights(tmp_path / "w", random_generator(), {})
+    assert target.read_bytes() == b"someone else's weights"
