@@ -156,13 +156,11 @@ def _run_conditioned(simulated: MapData, resolution: float, weights: Weights, *,
                      f"{lowest:g} Å.")
     bfactors_used = None
     if spec.in_channels > 1:
-        informative, why_not = (False, "switched off") if not use_bfactors else (
-            (False, "the model has none") if b_factors is None or coords is None or atomic_numbers is None
-            else bfactors_informative(b_factors))
-        if informative:
-            bfactors_used = b_factors
-        else:
+        why_not = _why_bfactors_unused(b_factors, coords, atomic_numbers, use_bfactors)
+        if why_not:
             notes.append(f"B-factors not used: {why_not}.")
+        else:
+            bfactors_used = b_factors
     channels = input_channels(simulated.array, coords, atomic_numbers, bfactors_used, simulated,
                               spec.input_resolution, spec.in_channels)
     weight = None
@@ -172,9 +170,10 @@ def _run_conditioned(simulated: MapData, resolution: float, weights: Weights, *,
     module = Conditioned(weights.generator, torch.from_numpy(resolution_condition(asked)))
     output, tiles = predict_tiled(module, channels, tiling, device=device, needed=None if weight is None else weight > 0,
                                   progress=progress, should_stop=should_stop)
-    generated = simulated.with_array(output)
     if weight is not None:
         output *= weight
+    generated = simulated.with_array(output)
+    if weight is not None:
         generated.header["values"] = (f"density, solvent 0, 1 = 99th pct near atoms; soft envelope "
                                       f"{inner:g}-{outer:g} A from atoms")
     generated, effective = lowpass_to_resolution(generated, resolution, asked)
@@ -182,6 +181,15 @@ def _run_conditioned(simulated: MapData, resolution: float, weights: Weights, *,
         notes.append(f"{resolution:g} Å is coarser than the generator was trained for: the map made at "
                      f"{highest:g} Å is low-pass filtered to {resolution:g} Å.")
     return generated, tiles, effective, notes
+
+
+def _why_bfactors_unused(b_factors, coords, atomic_numbers, use_bfactors: bool) -> str:
+    """Why the B-factor channel stays empty ("" when it is made)."""
+    if not use_bfactors:
+        return "switched off"
+    if b_factors is None or coords is None or atomic_numbers is None:
+        return "the model has none"
+    return bfactors_informative(b_factors)[1]
 
 
 def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, weights: Weights,
