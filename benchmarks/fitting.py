@@ -38,12 +38,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
-EXCLUDED = {"rubella_emd8249"}
+# rubella: 35 Å is far outside the method's range; the other two come from repositories DEVELOPERS.md reserves
+# for independent testing (gregdp/mapq, RosettaCommons/demos). Older result files that hold them are reported
+# without them.
+EXCLUDED = {"rubella_emd8249", "apoferritin_emd20026", "t20s_4.8A"}
 MAX_SHIFT, MAX_ANGLE, WITHIN = 5.0, 15.0, 1.0
 
 
 def pairs() -> list[tuple[str, Path, Path, float]]:
-    """(name, map, model, resolution) of pairs.txt and pairs_extra.txt, rubella left out; smallest model
+    """(name, map, model, resolution) of pairs.txt and pairs_extra.txt, less EXCLUDED; smallest model
     file first, so that a partial run has the most pairs."""
     found = []
     for listing in ("pairs.txt", "pairs_extra.txt"):
@@ -106,8 +109,10 @@ def run_pair(session, name: str, map_path: Path, model_path: Path, resolution: f
     made = time.perf_counter() - started
     rng = np.random.default_rng(seed)
     starts = random_poses(rng, poses, xyz.mean(axis=0))
+    from chimerax.struc2map.weights_io import default_weights_path
+
     result = {"name": name, "resolution": resolution, "atoms": len(atoms), "grid": list(generated.data.size),
-              "seconds_maps": made}
+              "seconds_maps": made, "weights": str(default_weights_path())}
     for label, moving in (("struc2map", generated), ("molmap", molmap)):
         t0 = time.perf_counter()
         result[label] = fit_from_poses(session, moving, target, xyz, starts)
@@ -121,11 +126,13 @@ def summary(result: dict, label: str) -> tuple[float, float]:
     return float(np.mean(final <= WITHIN)), float(final.mean())
 
 
-def seen_in_training(name: str) -> bool:
-    """Whether the shipped weights were trained on this pair (their metadata's training record names it)."""
-    from chimerax.struc2map.weights_io import default_weights_path, read_metadata
+def seen_in_training(result: dict) -> bool:
+    """Whether the weights that made this result were trained on its pair (their training record names it);
+    results from before weights were recorded were made with the first generator, v1."""
+    from chimerax.struc2map.weights_io import read_metadata, resolve_weights
 
-    return f"'{name}'" in str(read_metadata(default_weights_path()).get("training", {}).get("pairs", ""))
+    training = read_metadata(resolve_weights(result.get("weights", "v1"))).get("training", {})
+    return result["name"] in (training.get("train", {}).get("train_pairs") or [])
 
 
 def table(results: list[dict]) -> str:
@@ -133,11 +140,11 @@ def table(results: list[dict]) -> str:
              "molmap: within 1 Å | mean final RMSD Å |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         (sf, sr), (mf, mr) = summary(r, "struc2map"), summary(r, "molmap")
-        seen = "yes" if seen_in_training(r["name"]) else "no"
+        seen = "yes" if seen_in_training(r) else "no"
         lines.append(f"| {r['name']} | {r['resolution']:g} | {r['atoms']} | {seen} | {sf:.2f} | {sr:.2f} | "
                      f"{mf:.2f} | {mr:.2f} |")
     groups = [(f"all {len(results)} pairs", results),
-              ("not in training", [r for r in results if not seen_in_training(r["name"])])]
+              ("not in training", [r for r in results if not seen_in_training(r)])]
     for title, group in groups:
         if not group:
             continue
@@ -181,7 +188,7 @@ def main() -> None:
     p.add_argument("--report", action="store_true", help="only print the table and redraw the plot from --output")
     args = p.parse_args()
     if args.report:
-        results = json.loads(Path(args.output).read_text(encoding="utf-8"))
+        results = [r for r in json.loads(Path(args.output).read_text(encoding="utf-8")) if r["name"] not in EXCLUDED]
         plot(results, Path(args.output).with_suffix(".png"))
         print(table(results))
         return
