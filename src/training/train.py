@@ -184,7 +184,7 @@ class Trainer:
             if self.D is not None:
                 logits = self.Dp(fake)
                 adv = F.binary_cross_entropy_with_logits(logits.float(), torch.ones_like(logits, dtype=torch.float))
-                loss = rec + cfg.adv_weight * adv
+                loss = loss + cfg.adv_weight * adv
         self.optG.zero_grad(set_to_none=True)
         loss.backward()
         self.optG.step()
