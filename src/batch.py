@@ -28,7 +28,6 @@ from .files import check_output
 from .generate import GenerateReport, generate, input_grid
 from .grid import MapData
 from .mapio import check_map_output, write_map
-from .memory import check_generate
 from .structure import Atoms, read_structure
 from .tiling import TilingConfig
 from .weights_io import Weights, weights_file_pair
@@ -52,13 +51,12 @@ def generate_model(model: str | Path, output: str | Path, resolution: float, wei
                    progress: Callable[[int, int], None] | None = None) -> tuple[Atoms, MapData, GenerateReport]:
     """Read one model, generate its map and write it: the steps every model goes through.
 
-    The output (path, format, placement) and the memory are checked before the generator runs.
+    The output (path, format, placement) is checked here and the memory in ``generate``, both before the
+    generator runs.
     """
     atoms = read_structure(model)
-    tiling = tiling or TilingConfig()
-    origin, shape, spacing = input_grid(atoms.coords, weights, resolution)
+    origin, _, spacing = input_grid(atoms.coords, weights, resolution)
     check_map_output(output, origin, spacing, overwrite=overwrite, inputs=[model, *weights_file_pair(weights.path)])
-    check_generate(shape, tiling.tile_size, tiling.batch_size)
     generated, report = generate(atoms.coords, atoms.atomic_numbers, resolution, weights, tiling=tiling,
                                  device=device, progress=progress, b_factors=atoms.b_factors,
                                  use_bfactors=use_bfactors)

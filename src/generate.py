@@ -76,9 +76,9 @@ def input_grid(coords: np.ndarray, weights: Weights,
 
 def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weights, resolution: float) -> MapData:
     """The weights' input recipe (simulators.py; molmap by default) at its resolution and grid spacing,
-    on molmap's grid around the atoms padded for the target resolution."""
+    on molmap's grid around the atoms padded for the target resolution. Callers check the memory first
+    (``check_generate`` on ``input_grid``'s shape), as :func:`generate` does."""
     origin, shape, spacing = input_grid(coords, weights, resolution)
-    check_generate(shape)
     grid = MapData(np.empty(shape, np.float32), origin, spacing)  # on_grid uses only the geometry
     return simulate(coords, atomic_numbers, weights.metadata.get("input", {}), grid)
 
@@ -99,13 +99,21 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
     ``b_factors``; the channel is left empty when the B-factors carry no
     information or ``use_bfactors`` is False (the report says which).
     """
+    tiling = tiling or TilingConfig()
+    check_generate(simulated.array.shape, tiling.tile_size, tiling.batch_size)
+    return _from_input(simulated, resolution, weights, coords=coords, atomic_numbers=atomic_numbers,
+                       b_factors=b_factors, use_bfactors=use_bfactors, tiling=tiling, device=device,
+                       progress=progress, should_stop=should_stop)
+
+
+def _from_input(simulated: MapData, resolution: float, weights: Weights, *, coords, atomic_numbers, b_factors,
+                use_bfactors, tiling, device, progress, should_stop) -> tuple[MapData, GenerateReport]:
+    """:func:`generate_from_input` once the memory is checked."""
     resolution = check_resolution(resolution)
     spec = weights.spec
     if not np.allclose(simulated.voxel_size, spec.grid_spacing, rtol=1e-3):
         raise InputError(f"The generator expects a {spec.grid_spacing:g} Å grid; the input map has voxel size "
                          f"{', '.join(f'{v:g}' for v in simulated.voxel_size)} Å.")
-    tiling = tiling or TilingConfig()
-    check_generate(simulated.array.shape, tiling.tile_size, tiling.batch_size)
     started = time.perf_counter()
     run = _run_conditioned if spec.condition == "resolution" else _run_native
     generated, tiles, effective, notes = run(simulated, resolution, weights, coords=coords,
@@ -192,18 +200,21 @@ def _why_bfactors_unused(b_factors, coords, atomic_numbers, use_bfactors: bool) 
     return bfactors_informative(b_factors)[1]
 
 
-def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, weights: Weights,
-             **kwargs) -> tuple[MapData, GenerateReport]:
-    """Generate a map for atoms (coordinates in Å, atomic numbers as molmap weights).
-
-    Keyword arguments are those of :func:`generate_from_input` (``b_factors``
-    for weights with a B-factor channel).
-    """
-    resolution = check_resolution(resolution, warn=False)  # generate_from_input warns
+def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, weights: Weights, *,
+             b_factors: np.ndarray | None = None, use_bfactors: bool = True, tiling: TilingConfig | None = None,
+             device: str = "auto", progress: Callable[[int, int], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> tuple[MapData, GenerateReport]:
+    """Generate a map for atoms (coordinates in Å, atomic numbers as molmap weights); the memory is checked
+    once, before the input is simulated. Keyword arguments are those of :func:`generate_from_input`
+    (``b_factors`` for weights with a B-factor channel)."""
+    resolution = check_resolution(resolution, warn=False)  # _from_input warns
+    tiling = tiling or TilingConfig()
     started = time.perf_counter()
+    check_generate(input_grid(coords, weights, resolution)[1], tiling.tile_size, tiling.batch_size)
     simulated = simulate_input(coords, atomic_numbers, weights, resolution)
-    generated, report = generate_from_input(simulated, resolution, weights, coords=coords,
-                                            atomic_numbers=atomic_numbers, **kwargs)
+    generated, report = _from_input(simulated, resolution, weights, coords=coords, atomic_numbers=atomic_numbers,
+                                    b_factors=b_factors, use_bfactors=use_bfactors, tiling=tiling, device=device,
+                                    progress=progress, should_stop=should_stop)
     report.atoms = len(coords)
     report.seconds = time.perf_counter() - started
     return generated, report
