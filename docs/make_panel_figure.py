@@ -5,7 +5,7 @@ the GUI stand-ins of tests/panel_standins.py, in an offscreen Qt: it makes haemo
 map with the shipped weights, compared with and fitted into EMD-3488 (examples/), then saves
 the panel. From the repository root, in the test environment (``bash .ci/run`` makes it):
 
-    python docs/make_panel_figure.py
+    python docs/make_panel_figure.py --overwrite      # replaces the committed picture; --output writes elsewhere
 """
 from __future__ import annotations
 
@@ -57,9 +57,16 @@ def make_figure(session, output, weights=None, make_panel=None):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", default=str(ROOT / "docs" / "struc2map_panel.png"))
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output (the committed picture)")
     args = p.parse_args()
+    from chimerax.struc2map.errors import InputError
+    from chimerax.struc2map.files import check_output
     from tests.chimerax_session import chimerax_session
 
+    try:
+        check_output(args.output, overwrite=args.overwrite)
+    except InputError as e:
+        sys.exit(str(e))
     make_figure(chimerax_session(), args.output)
     print(f"wrote {args.output}")
 
