@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import InputError
 from .input_files import readable_file, shown
+from .memory import MODEL_READ_FACTOR, check_file_read
 
 UNKNOWN_ELEMENT_Z = 6
 NAMED_ATOMS = 5  # unknown-element atoms named in the warning; the rest are counted
@@ -54,6 +55,7 @@ def read_structure(path, *, hydrogens: bool = False, waters: bool = True) -> Ato
     if shown(path) != str(path):
         raise InputError(f"The structure file name {shown(path)} is not valid UTF-8, which the model reader needs; "
                          "rename the file.")
+    check_file_read(path, MODEL_READ_FACTOR, way_out="use a machine with more memory or split the model")
     try:
         st = gemmi.read_structure(str(path), merge_chain_parts=True)
     except IndexError:  # gemmi's words for an mmCIF file without a data block are C++ internals

@@ -7,6 +7,7 @@ on any machine; cgroup limits are read from cgroup files written in the test's f
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -71,6 +72,7 @@ def limited(data, tiny_weights, tmp_path_factory):
     fragment = data("t20s_fragment_emd5623/test_model.pdb")
     wide = pdb_with_atoms(d / "wide.pdb", [(0, 0, 0), (700, 700, 700)])
     bomb = gzip_of_zeros(d / "bomb.mrc.gz", 2 * GB)
+    model_bomb = shutil.copyfile(bomb, d / "bomb.pdb.gz")
     w = ["--weights", tiny_weights.path]
     cases = {
         "wide": ["generate", wide, "-r", 4, "-o", d / "wide.mrc", *w],
@@ -79,6 +81,7 @@ def limited(data, tiny_weights, tmp_path_factory):
         "spacing": ["molmap", fragment, "-r", 4, "-o", d / "spacing.mrc", "--grid-spacing", 0.02],
         "padding": ["molmap", fragment, "-r", 4, "-o", d / "padding.mrc", "--edge-padding", "1e6"],
         "bomb": ["compare", bomb, "--reference", bomb],
+        "model_bomb": ["generate", model_bomb, "-r", 4, "-o", d / "model_bomb.mrc", *w],
         "ordinary": ["molmap", fragment, "-r", 4, "-o", d / "ordinary.mrc"],
     }
     argv = json.dumps({name: [str(a) for a in args] for name, args in cases.items()})
@@ -124,6 +127,11 @@ def test_gzip_bomb_is_refused_before_it_is_unpacked(limited):
     # Packed at level 1 (fast to make), 2 GB of zeros could be far more: unpacking is counted, and stopped.
     assert_refused(limited["bomb"], "Reading bomb.mrc.gz (over ", "B unpacked) needs about", "ulimit -v",
                    "more memory")
+
+
+def test_gzipped_model_too_large_to_read_is_refused_before_it_is_parsed(limited):
+    assert_refused(limited["model_bomb"], "Reading bomb.pdb.gz (over ", "B unpacked) needs about", "split the model")
+    assert not (limited["folder"] / "model_bomb.mrc").exists()
 
 
 def test_ordinary_work_still_runs_under_the_limit(limited):
