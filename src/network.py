@@ -47,15 +47,24 @@ class InstanceNorm3d(nn.InstanceNorm3d):
     through ``nn.InstanceNorm3d``.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise ``x``; then, if given, multiply by ``1 + scale`` and add ``shift`` (each (N, C): FiLM),
+        in the same pass on the fast path."""
         fast = (x.dtype in (torch.bfloat16, torch.float16) and x.dim() == 5
                 and x.is_contiguous(memory_format=torch.channels_last_3d)
                 and not (self.affine or self.track_running_stats))
         if not fast:
-            return super().forward(x)
+            out = super().forward(x)
+            if scale is None:
+                return out
+            shape = (*scale.shape, 1, 1, 1)
+            return out * (1 + scale).to(out.dtype).view(shape) + shift.to(out.dtype).view(shape)
         out = torch.empty_like(x)
         for i in range(x.shape[0]):
-            out[i:i + 1] = F.batch_norm(x[i:i + 1], None, None, training=True, eps=self.eps)
+            weight = None if scale is None else 1 + scale[i].float()
+            bias = None if shift is None else shift[i].float()
+            out[i:i + 1] = F.batch_norm(x[i:i + 1], None, None, weight, bias, training=True, eps=self.eps)
         return out
 
 
@@ -89,10 +98,10 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         residual = x if self.downsample is None else self.downsample(x)
         out = self.prelu1(self.norm1(self.conv1(x)))
-        out = self.norm2(self.conv2(out))
+        scale = shift = None
         if self.film is not None:
-            scale, shift = self.film(condition).to(out.dtype).view(*condition.shape[:1], -1, 1, 1, 1).chunk(2, dim=1)
-            out = out * (1 + scale) + shift
+            scale, shift = self.film(condition).chunk(2, dim=1)
+        out = self.norm2(self.conv2(out), scale, shift)
         return self.prelu2(out + residual)
 
 

@@ -71,6 +71,19 @@ def test_channels_last_instance_norm_keeps_a_bf16_layout_and_values():
     torch.testing.assert_close(InstanceNorm3d(5)(x), torch.nn.InstanceNorm3d(5)(x), rtol=0, atol=0)
 
 
+def test_instance_norm_applies_film_scale_and_shift_on_both_paths():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 8, 4) * 3 + 1
+    scale, shift = torch.randn(2, 5), torch.randn(2, 5)
+    expected = (torch.nn.InstanceNorm3d(5)(x.double()) * (1 + scale.double()).view(2, 5, 1, 1, 1)
+                + shift.double().view(2, 5, 1, 1, 1))
+    plain = InstanceNorm3d(5)(x, scale, shift)
+    torch.testing.assert_close(plain.double(), expected, rtol=0, atol=1e-5)
+    fast = InstanceNorm3d(5)(x.bfloat16().contiguous(memory_format=torch.channels_last_3d), scale, shift)
+    assert fast.dtype == torch.bfloat16 and fast.is_contiguous(memory_format=torch.channels_last_3d)
+    assert (fast.double() - expected).abs().max() < 0.03 * expected.abs().max()  # bf16 rounding
+
+
 def test_generator_gives_the_same_output_channels_last():
     torch.manual_seed(0)
     g = Generator(SMALL).eval()
