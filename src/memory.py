@@ -29,8 +29,10 @@ from pathlib import Path
 
 from .errors import InputError
 
-GENERATE_BYTES_PER_VOXEL = 26
-"""generate(): molmap input, normalised copy, padded tiles, output, mask, low-pass (float32), measured."""
+GENERATE_BYTES_PER_VOXEL = 42
+"""generate(): molmap input, B-factor channel, padded channels, output, envelope, low-pass (float32), measured:
+the growth of peak RSS from haemoglobin to HCN4 (0.58 M to 2.51 M voxels) in benchmarks/inference.py, default
+weights (the first generator, one channel and a hard mask: 28)."""
 TILE_BYTES_PER_VOXEL = 1500
 """One generator call on the CPU in fp32, per voxel of the batch of tiles (activations), measured."""
 MOLMAP_BYTES_PER_VOXEL = 17
