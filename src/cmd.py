@@ -266,9 +266,9 @@ def _simulated_input(job: _Job, weights, resolution: float):
     from .grid import MapData
     from .memory import check_generate
 
+    check_generate(input_grid(job.xyz, weights, resolution)[1])  # before the input grid is allocated
     if weights.metadata.get("input", {}).get("simulator", "molmap") != "molmap":
         return simulate_input(job.xyz, job.weights, weights, resolution)
-    check_generate(input_grid(job.xyz, weights, resolution)[1])  # before ChimeraX allocates the grid
     input_resolution, spacing = input_settings(weights)
     grid = bounding_grid(job.xyz, spacing, edge_padding(weights, resolution))
     add_gaussians(grid, job.xyz, job.weights, input_resolution * MOLMAP_SIGMA_FACTOR, MOLMAP_CUTOFF)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from chimerax.struc2map import cli
-from chimerax.struc2map.errors import WeightsError
+from chimerax.struc2map.errors import InputError, WeightsError
 from chimerax.struc2map.generate import generate, simulate_input
 from chimerax.struc2map.network import Discriminator, Generator
 from chimerax.struc2map.published import PUBLISHED, import_checkpoint, load_checkpoint
@@ -265,6 +265,20 @@ def test_input_recipe_is_honoured(tmp_path, fragment, monkeypatch):
     monkeypatch.setattr(generate_module, "predict_tiled", spy)
     generate(fragment.coords, fragment.atomic_numbers, 4.0, tempy_w, device="cpu")
     np.testing.assert_allclose(fed[0], normalize_zscore(b.array), atol=1e-6)
+
+
+@pytest.mark.parametrize("recipe", ["molmap", "tempy-blur"])
+def test_chimerax_input_step_checks_memory_for_either_recipe(tmp_path, fragment, monkeypatch, recipe):
+    # The machine's free memory is replaced by a small number: a map too large for it cannot be made here.
+    from chimerax.struc2map import cmd, memory
+
+    ckpt = tmp_path / "run.ckpt"
+    lightning_checkpoint(ckpt, optimiser=False)
+    weights = load_weights_or_shipped(import_checkpoint(ckpt, name="w", input_recipe=recipe))
+    monkeypatch.setattr(memory, "memory_limit", lambda: (10_000, "free memory"))
+    job = types.SimpleNamespace(xyz=fragment.coords, weights=fragment.atomic_numbers.astype(np.float32))
+    with pytest.raises(InputError, match=r"voxels .* needs about"):
+        cmd._simulated_input(job, weights, 4.0)
 
 
 def _real_checkpoint() -> Path | None:
