@@ -22,8 +22,8 @@ def atom_distance(grid: MapData, coords: np.ndarray, limit: float) -> np.ndarray
     if len(coords) == 0:
         return distance
     tree = cKDTree(coords)
+    j, i = np.indices(shape[1:]).reshape(2, -1)
     for k in range(shape[0]):  # one plane at a time keeps memory at one plane of points
-        j, i = np.indices(shape[1:]).reshape(2, -1)
         xyz = grid.ijk_to_xyz(np.stack([i, j, np.full_like(i, k)], axis=1))
         dist, _ = tree.query(xyz, k=1, distance_upper_bound=np.nextafter(limit, np.inf), workers=-1)  # limit included
         distance[k] = dist.reshape(shape[1:])

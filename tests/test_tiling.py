@@ -144,12 +144,12 @@ def test_each_voxel_comes_from_its_own_position(tile_size, margin, shape):
 def test_tiles_whose_cores_hold_no_needed_voxel_are_skipped():
     volume = np.random.default_rng(2).random((45, 30, 20), dtype=np.float32)  # no empty tile
     needed = np.zeros(volume.shape, bool)
-    needed[18:23, 3, 19] = True  # z cores 0 and 1 (stride 20), y core 0, x core 0
+    needed[2:5, 3, 19] = True  # lattice core (0, 0, 0) holds them all: packing cannot do better
     config = TilingConfig(tile_size=32, margin=6, batch_size=3)
     predicted, report = predict_tiled(Doubler(), volume, config, device="cpu", needed=needed)
-    assert (report.tiles_total, report.tiles_run, report.tiles_skipped) == (6, 2, 4)
+    assert (report.tiles_total, report.tiles_run, report.tiles_skipped) == (6, 1, 5)
     computed = np.zeros(volume.shape, bool)
-    computed[:40, :20, :20] = True
+    computed[:20, :20, :20] = True
     np.testing.assert_array_equal(report.predicted, computed)
     np.testing.assert_array_equal(predicted[computed], 2 * volume[computed] + 2)
     assert report.background == 1 and np.all(predicted[~computed] == 1)
@@ -157,6 +157,23 @@ def test_tiles_whose_cores_hold_no_needed_voxel_are_skipped():
     assert every.tiles_skipped == 0 and every.predicted is None
     with pytest.raises(InputError, match="needed"):
         predict_tiled(Doubler(), volume, config, device="cpu", needed=needed[:-1])
+
+
+def test_cores_are_packed_around_needed_voxels_when_that_runs_fewer_tiles():
+    volume = np.random.default_rng(2).random((45, 30, 20), dtype=np.float32)
+    needed = np.zeros(volume.shape, bool)
+    needed[18:23, 3, 19] = True  # across lattice cores 0 and 1 along z; one core starting at z 18 holds them
+    needed[40, 25:28, 0] = True  # a second run, in z cores of its own: [40, 60) clipped to the map
+    config = TilingConfig(tile_size=32, margin=6, batch_size=3)
+    predicted, report = predict_tiled(Doubler(), volume, config, device="cpu", needed=needed)
+    assert (report.tiles_total, report.tiles_run, report.tiles_skipped) == (6, 2, 4)  # the lattice needs 3
+    computed = np.zeros(volume.shape, bool)
+    computed[18:38, 3:23, 19:] = True
+    computed[40:, 25:, 0:20] = True
+    np.testing.assert_array_equal(report.predicted, computed)
+    # each packed core saw its own box of the input: Doubler's 2x + 2 where run, its background 1 elsewhere
+    np.testing.assert_array_equal(predicted[computed], 2 * volume[computed] + 2)
+    assert np.all(predicted[~computed] == 1)
 
 
 def test_skipping_empty_tiles_changes_nothing_when_zeros_give_a_constant():
