@@ -12,7 +12,9 @@ from chimerax.struc2map import cli
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.training.augment import Degradation, cube_rotation
 from chimerax.struc2map.training.pairs import read_pairs, select
-from chimerax.struc2map.training.prepare import PrepareConfig, prepare, tile_corners
+from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.molmap import molmap_grid
+from chimerax.struc2map.training.prepare import PrepareConfig, model_grid, prepare, tile_corners
 from chimerax.struc2map.weights_io import load_weights
 
 SMALL = "t20s_fragment_emd5623"
@@ -75,6 +77,25 @@ def test_tile_corners_cover_the_volume():
     assert covered.all()
 
 
+def test_model_grid_is_cut_to_the_map_box():
+    # a 1.5 Å map box whose voxel centres span x 10..38.5, y -5..23.5, z 0..28.5; atoms near its -x face
+    box = MapData(np.zeros((20, 20, 20), np.float32), np.array([10.0, -5.0, 0.0]), 1.5)
+    coords = np.array([[11.0, 5.0, 5.0], [20.0, 10.0, 12.0]])
+    config = PrepareConfig()
+    grid = model_grid(coords, config, box)
+    # brute force: the points of molmap's padded 1 Å grid that lie inside the box (its last plane excluded,
+    # as resample_onto excludes it)
+    origin, shape = molmap_grid(coords, config.input_resolution, grid_spacing=1.0, edge_padding=config.edge_padding)
+    high = box.origin + 19 * 1.5
+    for axis in range(3):
+        points = origin[axis] + np.arange(shape[2 - axis])
+        inside = points[(points >= box.origin[axis]) & (points < high[axis])]
+        assert grid.origin[axis] == pytest.approx(inside[0]) and grid.shape_xyz[axis] == len(inside)
+    assert grid.shape_xyz != shape[::-1] and grid.voxel_size[0] == 1.0
+    with pytest.raises(InputError, match="outside"):
+        model_grid(coords + 500.0, config, box)
+
+
 @pytest.fixture(scope="module")
 def dataset(data, tmp_path_factory):
     pairs = select(read_pairs(data("bundled_pairs.txt")), [SMALL])
@@ -94,8 +115,9 @@ def test_prepare_makes_coregistered_tiles(dataset):
     assert not inp[1].any() and entry["bfactors_informative"] is False
     assert levels[0] == pytest.approx(3.3) and list(levels[1:]) == [5.0, 6.0, 8.0] and len(targets) == 4
     for target in targets:
-        # in register: the target is bright where the input has atoms, 0 in the solvent beyond the envelope
-        assert target[inp[0] > 0.2].mean() > 0.3 and target[inp[0] == 0].mean() < 0.05
+        # in register: the target is bright where the input has atoms, dim away from them (the box is not
+        # masked: neighbouring chains' density lies within this fragment's envelope)
+        assert target[inp[0] > 0.2].mean() > 0.3 and target[inp[0] == 0].mean() < 0.1
         assert np.percentile(target[inp[0] > 0.5], 50) < 1.5
     # coarser targets are smoother
     roughness = [np.abs(np.diff(t, axis=0)).mean() / np.abs(t).mean() for t in targets]

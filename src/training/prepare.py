@@ -1,7 +1,7 @@
 """Turn map/model pairs into co-registered (input channels, experimental targets) volumes and a tile index.
 
 For each pair: the experimental map is resampled onto a 1 Å grid around the
-model (the grid ``generate`` uses). The input is the recipe of ``inputs.py``:
+model (the grid ``generate`` uses), cut to the map's box. The input is the recipe of ``inputs.py``:
 molmap at 2 Å, min-max normalised, and the B-factor channel (all zero when the
 model's B-factors carry no information). The targets are the experimental map
 at its reported resolution and, for teaching the generator what resolution
@@ -30,6 +30,7 @@ from scipy import ndimage
 
 from ..files import atomic_path
 from ..grid import MapData
+from ..errors import InputError
 from ..inputs import bfactors_informative, input_channels
 from ..mapio import read_map
 from ..mask import atom_distance, envelope_radii, soft_envelope
@@ -39,7 +40,7 @@ from ..resample import resample_onto
 from ..structure import read_structure
 from .pairs import Pair
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the grid is cut to the experimental map's box
 
 
 @dataclass
@@ -65,11 +66,23 @@ class PrepareConfig:
         return [float(reported)] + [float(r) for r in self.target_levels if r >= reported + 0.75]
 
 
-def model_grid(coords: np.ndarray, config: PrepareConfig) -> MapData:
-    """The empty 1 Å grid around a model on which input and target are made."""
+def model_grid(coords: np.ndarray, config: PrepareConfig, experimental: MapData) -> MapData:
+    """The empty 1 Å grid around a model on which input and target are made, cut to the experimental map's box.
+
+    Beyond a box-cut map there is no data, not solvent: left in, it would be
+    zero targets under the density of atoms near the box's faces and would
+    pull the solvent level (a median) towards zero.
+    """
     origin, shape = molmap_grid(coords, config.input_resolution, grid_spacing=config.grid_spacing,
                                 edge_padding=config.edge_padding)
-    return MapData(np.zeros(shape, np.float32), origin, config.grid_spacing)
+    spacing = config.grid_spacing
+    low = experimental.origin  # xyz of the map's first and (excluded, as resample_onto does) last voxel planes
+    high = experimental.ijk_to_xyz(np.array(experimental.shape_xyz, float) - 1.0)
+    first = np.maximum(np.ceil((low - origin) / spacing - 1e-6), 0).astype(int)
+    last = np.minimum(np.ceil((high - origin) / spacing - 1e-6) - 1, np.array(shape[::-1]) - 1).astype(int)
+    if np.any(last < first):
+        raise InputError("The model lies outside the experimental map's box.")
+    return MapData(np.zeros(tuple((last - first + 1)[::-1]), np.float32), origin + first * spacing, spacing)
 
 
 def lowpass(values: np.ndarray, reported: float, target: float, voxel_size: float) -> np.ndarray:
@@ -107,7 +120,7 @@ def prepare_pair(pair: Pair, config: PrepareConfig) -> dict:
     """Input channels and targets for one pair, with its quality numbers."""
     atoms = read_structure(pair.model)
     exp = read_map(pair.map)
-    grid = model_grid(atoms.coords, config)
+    grid = model_grid(atoms.coords, config, exp)
     exp_on_grid = resample_onto(exp, grid).array.astype(np.float32)
     reference = molmap(atoms.coords, atoms.atomic_numbers, pair.resolution, on_grid=grid)
     quality = chimerax_correlation(reference, grid.with_array(exp_on_grid))
