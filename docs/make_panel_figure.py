@@ -60,14 +60,15 @@ def main() -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output (the committed picture)")
     args = p.parse_args()
     from chimerax.struc2map.errors import InputError
-    from chimerax.struc2map.files import check_output
+    from chimerax.struc2map.files import atomic_path, check_output
     from tests.chimerax_session import chimerax_session
 
     try:
         check_output(args.output, overwrite=args.overwrite)
+        with atomic_path(args.output, ".png", overwrite=args.overwrite) as partial:  # no half-drawn picture
+            make_figure(chimerax_session(), partial)
     except InputError as e:
         sys.exit(str(e))
-    make_figure(chimerax_session(), args.output)
     print(f"wrote {args.output}")
 
 

@@ -170,12 +170,12 @@ def _packed_corners(needed: np.ndarray, core: int) -> np.ndarray:
 
 
 def _corners_to_run(padded: np.ndarray, counts: tuple[int, int, int], config: TilingConfig,
-                    needed: np.ndarray | None) -> np.ndarray:
+                    needed: np.ndarray | None, pack: bool) -> np.ndarray:
     """Corners (output voxels, z y x) of the cores to predict, shape (n, 3).
 
     Every core of the regular lattice unless ``skip_empty``; then those that
-    hold a ``needed`` voxel (the lattice's or ``_packed_corners``'s, whichever
-    are fewer), less those whose whole input box is <= ``empty_threshold``.
+    hold a ``needed`` voxel (the lattice's or, with ``pack``, ``_packed_corners``'s,
+    whichever are fewer), less those whose whole input box is <= ``empty_threshold``.
     """
     core, tile = config.core, config.tile_size
     lattice = np.indices(counts).reshape(3, -1).T * core
@@ -184,7 +184,7 @@ def _corners_to_run(padded: np.ndarray, counts: tuple[int, int, int], config: Ti
     corners = lattice
     if needed is not None:
         corners = lattice[_cores_needed(needed, counts, core).ravel()]
-        packed = _packed_corners(needed, core)
+        packed = _packed_corners(needed, core) if pack else corners
         if len(packed) < len(corners):
             corners = packed
     signal = padded[0]
@@ -207,6 +207,7 @@ def predict_tiled(
     *,
     device: torch.device | str = "auto",
     needed: np.ndarray | None = None,
+    pack: bool = True,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, TilingReport]:
@@ -220,7 +221,7 @@ def predict_tiled(
     [c − margin, c − margin + tile_size) and gives output voxels [c, c + core).
     The cores lie on a regular lattice (k·core) unless ``needed`` (a boolean
     map of the voxels whose values will be used, e.g. the envelope applied
-    afterwards) is covered by fewer cores packed around it. With
+    afterwards) is covered by fewer cores packed around it and ``pack``. With
     ``skip_empty`` only cores holding a ``needed`` voxel are run, and no tile
     whose input box is all <= ``empty_threshold``; the other voxels get
     ``background_value``.
@@ -244,7 +245,8 @@ def predict_tiled(
     # Zeros (the input's background) around the volume: margin before, room for a core starting at its last voxel.
     padded = np.zeros([len(channels)] + [n - 1 + core + 2 * margin for n in volume.shape], dtype=np.float32)
     padded[(slice(None),) + tuple(slice(margin, margin + n) for n in volume.shape)] = channels
-    to_run = _corners_to_run(padded, counts, config, None if needed is None else np.asarray(needed, dtype=bool))
+    to_run = _corners_to_run(padded, counts, config, None if needed is None else np.asarray(needed, dtype=bool),
+                             pack)
     tiles_total = int(np.prod(counts))
     skipped = tiles_total - len(to_run)
 

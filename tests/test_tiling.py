@@ -174,6 +174,8 @@ def test_cores_are_packed_around_needed_voxels_when_that_runs_fewer_tiles():
     # each packed core saw its own box of the input: Doubler's 2x + 2 where run, its background 1 elsewhere
     np.testing.assert_array_equal(predicted[computed], 2 * volume[computed] + 2)
     assert np.all(predicted[~computed] == 1)
+    _, lattice = predict_tiled(Doubler(), volume, config, device="cpu", needed=needed, pack=False)
+    assert lattice.tiles_run == 3 and lattice.predicted[:40, :20, :20].all()
 
 
 def test_skipping_empty_tiles_changes_nothing_when_zeros_give_a_constant():

@@ -94,6 +94,8 @@ def test_model_grid_is_cut_to_the_map_box():
     assert grid.shape_xyz != shape[::-1] and grid.voxel_size[0] == 1.0
     with pytest.raises(InputError, match="outside"):
         model_grid(coords + 500.0, config, box)
+    whole = model_grid(coords, config)  # no map: the padded grid, as prepare makes it with cut_to_map=False
+    assert whole.shape_xyz == tuple(shape[::-1]) and np.allclose(whole.origin, origin)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,9 @@ VAL="haemoglobin_emd3488 gsec_emd3240 kinesin_emd6187"
 COMMON="--widths 16 32 64 128 --lr 4e-4 --batch-size 8 --steps-per-epoch 25 --val-tiles 48 --val-pairs $VAL
         --train-pairs $TRAIN --ema-decay 0.995 --plateau-patience 1000 --seed 1"
 
-struc2map prepare "$DATA/pairs.txt" "$DATA/pairs_extra.txt" --output "$WORK/ds3" --only $TRAIN $VAL
+# --cut-to-map false: the grid as these weights were trained on (before prepare cut it to the map's box).
+struc2map prepare "$DATA/pairs.txt" "$DATA/pairs_extra.txt" --output "$WORK/ds3" --only $TRAIN $VAL \
+    --cut-to-map false
 # 1. The common run, from random weights, SmoothL1 only: 104 epochs of 25 steps (the shipped one stopped there
 #    on --max-minutes 62, at an epoch's end). The validation pairs only report a loss: the plateau scheduler is
 #    off (patience 1000) and no checkpoint is chosen by it.

@@ -1,7 +1,8 @@
 """Turn map/model pairs into co-registered (input channels, experimental targets) volumes and a tile index.
 
 For each pair: the experimental map is resampled onto a 1 Å grid around the
-model (the grid ``generate`` uses), cut to the map's box. The input is the recipe of ``inputs.py``:
+model (the grid ``generate`` uses), cut to the map's box (``cut_to_map``).
+The input is the recipe of ``inputs.py``:
 molmap at 2 Å, min-max normalised, and the B-factor channel (all zero when the
 model's B-factors carry no information). The targets are the experimental map
 at its reported resolution and, for teaching the generator what resolution
@@ -40,7 +41,7 @@ from ..resample import resample_onto
 from ..structure import read_structure
 from .pairs import Pair
 
-FORMAT_VERSION = 3  # 3: the grid is cut to the experimental map's box
+FORMAT_VERSION = 3  # 3: cut_to_map
 
 
 @dataclass
@@ -55,6 +56,7 @@ class PrepareConfig:
     min_correlation: float = 0.6
     tile_size: int = 32
     stride: int = 20
+    cut_to_map: bool = True  # False: the model's whole padded grid, zeros beyond a box-cut map (the default weights')
 
     def key(self) -> str:
         """Checksum of the settings, to know whether a prepared pair can be reused."""
@@ -66,8 +68,9 @@ class PrepareConfig:
         return [float(reported)] + [float(r) for r in self.target_levels if r >= reported + 0.75]
 
 
-def model_grid(coords: np.ndarray, config: PrepareConfig, experimental: MapData) -> MapData:
-    """The empty 1 Å grid around a model on which input and target are made, cut to the experimental map's box.
+def model_grid(coords: np.ndarray, config: PrepareConfig, experimental: MapData | None = None) -> MapData:
+    """The empty 1 Å grid around a model on which input and target are made, cut to the ``experimental`` map's
+    box when one is given.
 
     Beyond a box-cut map there is no data, not solvent: left in, it would be
     zero targets under the density of atoms near the box's faces and would
@@ -75,6 +78,8 @@ def model_grid(coords: np.ndarray, config: PrepareConfig, experimental: MapData)
     """
     origin, shape = molmap_grid(coords, config.input_resolution, grid_spacing=config.grid_spacing,
                                 edge_padding=config.edge_padding)
+    if experimental is None:
+        return MapData(np.zeros(shape, np.float32), origin, config.grid_spacing)
     spacing = config.grid_spacing
     low = experimental.origin  # xyz of the map's first and (excluded, as resample_onto does) last voxel planes
     high = experimental.ijk_to_xyz(np.array(experimental.shape_xyz, float) - 1.0)
@@ -120,7 +125,7 @@ def prepare_pair(pair: Pair, config: PrepareConfig) -> dict:
     """Input channels and targets for one pair, with its quality numbers."""
     atoms = read_structure(pair.model)
     exp = read_map(pair.map)
-    grid = model_grid(atoms.coords, config, exp)
+    grid = model_grid(atoms.coords, config, exp if config.cut_to_map else None)
     exp_on_grid = resample_onto(exp, grid).array.astype(np.float32)
     reference = molmap(atoms.coords, atoms.atomic_numbers, pair.resolution, on_grid=grid)
     quality = chimerax_correlation(reference, grid.with_array(exp_on_grid))
