@@ -35,7 +35,7 @@ def shifted_tiler(tiler, offset):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", default="default")
+    p.add_argument("--weights", default="weights/struc2map_generator.pt")
     args = p.parse_args()
     from chimerax.struc2map import generate
     from chimerax.struc2map.mapio import read_map
