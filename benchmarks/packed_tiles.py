@@ -32,9 +32,10 @@ def main() -> None:
             "v1 (lattice)": (first, packed_tiler)}
     seconds = {(m, r): [] for m in MODELS for r in runs}
     tiles = {}
+    structures = {model: read_structure(pdb) for model, (pdb, _, _) in MODELS.items()}
     for round_ in range(args.rounds + 1):
-        for model, (pdb, _, resolution) in MODELS.items():
-            atoms = read_structure(pdb)
+        for model, (_, _, resolution) in MODELS.items():
+            atoms = structures[model]
             for name, (weights, tiler) in runs.items():
                 generate.predict_tiled = tiler
                 start = time.perf_counter()

@@ -9,11 +9,10 @@ mean / PCC, as ``generate --compare``). The offsets are applied by wrapping ``ge
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from inference import DATA
 PAIRS = {
     "haemoglobin_emd3488": ("haemoglobin_emd3488/5me2.pdb", "haemoglobin_emd3488/emd_3488.mrc.gz", 3.2),
     "gsec_emd3240": ("gsec_emd3240/5fn5_box_complete.pdb", "gsec_emd3240/5fn5_box.ccp4.gz", 4.3),

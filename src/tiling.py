@@ -184,12 +184,13 @@ def _corners_to_run(padded: np.ndarray, counts: tuple[int, int, int], config: Ti
     corners = lattice
     if needed is not None:
         corners = lattice[_cores_needed(needed, counts, core).ravel()]
-        packed = _packed_corners(needed, core) if pack else corners
-        if len(packed) < len(corners):
-            corners = packed
+        if pack:
+            packed = _packed_corners(needed, core)
+            if len(packed) < len(corners):
+                corners = packed
     signal = padded[0]
     keep = [signal[z:z + tile, y:y + tile, x:x + tile].max() > config.empty_threshold for z, y, x in corners]
-    return corners[np.array(keep, dtype=bool)] if len(corners) else corners
+    return corners[np.array(keep, dtype=bool)]
 
 
 def _voxels_of_cores(corners: np.ndarray, core: int, shape: tuple[int, ...]) -> np.ndarray:

@@ -4,8 +4,8 @@ Haemoglobin (5ME2 in EMD-3488, 3.2 Å; held out of training) through the README'
 Measured with these weights on a 2-core CPU (bf16, default tiling): correlation about mean
 0.405 against the experimental map (0.389–0.398 with the tile lattice at eight offsets), and
 the same with the B-factor channel off (5ME2's B-factors are flat, so generate leaves the
-channel empty and says so). The floor is the lattice's lowest, less a little. The test is pinned to this weights file: new weights need a new
-checksum and floor.
+channel empty and says so). The floor is the lattice's lowest, less a little. The test is
+pinned to this weights file: new weights need a new checksum and floor.
 """
 import hashlib
 import json

@@ -10,10 +10,10 @@ import torch
 
 from chimerax.struc2map import cli
 from chimerax.struc2map.errors import InputError
-from chimerax.struc2map.training.augment import Degradation, cube_rotation
-from chimerax.struc2map.training.pairs import read_pairs, select
 from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.molmap import molmap_grid
+from chimerax.struc2map.training.augment import Degradation, cube_rotation
+from chimerax.struc2map.training.pairs import read_pairs, select
 from chimerax.struc2map.training.prepare import PrepareConfig, model_grid, prepare, tile_corners
 from chimerax.struc2map.weights_io import load_weights
 

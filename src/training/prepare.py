@@ -29,9 +29,9 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from ..errors import InputError
 from ..files import atomic_path
 from ..grid import MapData
-from ..errors import InputError
 from ..inputs import bfactors_informative, input_channels
 from ..mapio import read_map
 from ..mask import atom_distance, envelope_radii, soft_envelope
