@@ -3,10 +3,12 @@
 # in ../shared/data, from scratch. About 105 minutes on a 2-core CPU (the shipped run: 2,900 steps, see
 # MODEL_CARD.md). Run from the repository root in an environment where `struc2map` is installed with the
 # training extra (pip install -e .[training]). Floating-point results differ with the CPU and thread count.
-# Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR]
+# Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR] [OUTPUT]   (OUTPUT: weights/struc2map_generator.pt;
+# an existing OUTPUT is replaced, as the script is run to re-create it: give another path to keep it)
 set -euo pipefail
 DATA=${1:-../shared/data}
 WORK=${2:-work_data}
+OUTPUT=${3:-weights/struc2map_generator.pt}
 # rubella (35 Å) is left out: far below the method's range. apoferritin_emd20026 and t20s_4.8A come from
 # repositories DEVELOPERS.md reserves for independent testing: never used.
 TRAIN="vp6_emd6272 spike_ntd_emd21457 hcn4_emd0093 actin_emd5168 emd35448_8ihl t20s_fragment_emd5623
@@ -36,4 +38,4 @@ struc2map export "$WORK/$SHIPPED" --dataset "$WORK/ds3" --which average --output
 struc2map evaluate "$DATA/pairs.txt" "$DATA/pairs_extra.txt" --only $VAL --weights "$WORK/generator.pt" \
     --output "$WORK/eval"
 struc2map export "$WORK/$SHIPPED" --dataset "$WORK/ds3" --which average --metrics "$WORK/eval/results.csv" \
-    --output weights/struc2map_generator.pt --overwrite
+    --output "$OUTPUT" --overwrite

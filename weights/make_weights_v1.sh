@@ -3,7 +3,7 @@
 # of that time (dataset format 1, one input channel): run it in a checkout of commit 6af1654.
 # About 100 minutes on a 2-core CPU (the shipped run: see MODEL_CARD.md). Run from the repository
 # root in an environment where `struc2map` is installed (README's first command).
-# Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR]
+# Usage: bash weights/make_weights_v1.sh [DATA_DIR] [WORK_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data}
 WORK=${2:-work_data}
