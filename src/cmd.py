@@ -225,7 +225,7 @@ def _work(request: _Request, emit, should_stop) -> None:
             simulated = _simulated_input(job, loaded, request.resolution)
             nx, ny, nz = simulated.shape_xyz
             emit(("status", index, f"running the generator on {nx}×{ny}×{nz} voxels"))
-            # The engine's warnings (e.g. a resolution outside the method's range) go to the log. catch_warnings
+            # The engine's warnings (e.g. atoms of unknown element) go to the log. catch_warnings
             # sets the process's filters: a main-thread UserWarning in these seconds would be logged here too.
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)
@@ -246,7 +246,7 @@ def _settings(request: _Request):
 
     from .resolution import check_resolution
 
-    check_resolution(request.resolution, warn=False)  # a bad one fails before any work; the engine warns later
+    check_resolution(request.resolution)  # a bad one fails before any work
     tiling = TilingConfig()
     if request.tile_size is not None:
         tiling.tile_size = request.tile_size

@@ -209,7 +209,7 @@ def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, 
     """Generate a map for atoms (coordinates in Å, atomic numbers as molmap weights); the memory is checked
     once, before the input is simulated. Keyword arguments are those of :func:`generate_from_input`
     (``b_factors`` for weights with a B-factor channel)."""
-    resolution = check_resolution(resolution, warn=False)  # _from_input warns
+    resolution = check_resolution(resolution)
     tiling = tiling or TilingConfig()
     started = time.perf_counter()
     check_generate(input_grid(coords, weights, resolution)[1], tiling.tile_size, tiling.batch_size)

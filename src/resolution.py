@@ -1,16 +1,16 @@
-"""What the user's target resolution does to a generated map.
+"""Checks of a target resolution, and the low-pass that takes a map to a coarser one.
 
-The generator has one native resolution (the median resolution of the maps it
-was trained on, recorded in its weights). A coarser target is reached with a
-Gaussian low-pass filter in molmap's convention (σ = resolution × sigma
-factor, Å), removing the σ the map already has: σ_extra = √(σ_target² −
-σ_native²). A finer target cannot be reached by filtering: the map is left at
-its native resolution and the report says so.
+A generator makes maps up to some resolution (the top of the range a
+resolution-conditioned one was trained on, or the one native resolution of
+version-1 weights, both recorded in the weights; ``generate`` says when it
+clamps a request). A coarser target is reached with a Gaussian low-pass
+filter in molmap's convention (σ = resolution × sigma factor, Å), removing
+the σ the map already has: σ_extra = √(σ_target² − σ_native²). A finer target
+cannot be reached by filtering.
 """
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -21,14 +21,12 @@ from .molmap import SIGMA_FACTOR
 
 MIN_RESOLUTION = 0.5
 MAX_RESOLUTION = 100.0
-METHOD_RANGE = (1.5, 10.0)
 
 
-def check_resolution(resolution: float, *, warn: bool = True) -> float:
+def check_resolution(resolution: float) -> float:
     """The resolution as a float, or an InputError for values that cannot be meant.
 
-    With ``warn``, a resolution outside the method's range also gives a warning
-    (callers that check early and again later warn once).
+    Whether the weights make it themselves is for ``generate`` to say: their range is in their metadata.
     """
     try:
         r = float(resolution)
@@ -39,10 +37,6 @@ def check_resolution(resolution: float, *, warn: bool = True) -> float:
     if not MIN_RESOLUTION <= r <= MAX_RESOLUTION:
         raise InputError(f"Resolution {r:g} Å is outside {MIN_RESOLUTION:g}–{MAX_RESOLUTION:g} Å; "
                          "cryo-EM maps are not made at that resolution.")
-    if warn and not METHOD_RANGE[0] <= r <= METHOD_RANGE[1]:
-        warnings.warn(f"Resolution {r:g} Å is outside the {METHOD_RANGE[0]:g}–{METHOD_RANGE[1]:g} Å range the "
-                      "generator was made for; the result is the generator's map low-pass filtered.",
-                      stacklevel=2)
     return r
 
 

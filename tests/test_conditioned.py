@@ -1,5 +1,6 @@
 """The second generator's inputs and outputs: resolution condition (FiLM), B-factor channel, soft envelope."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -155,10 +156,12 @@ def test_conditioned_generate_envelope_notes_and_header(fragment, tmp_path):
     assert np.array_equal(off.array, flat.array) and not np.array_equal(off.array, out.array)
     at8, _ = gen.generate(coords, z, 8.0, weights, b_factors=b, device="cpu")
     assert not np.allclose(at8.array[:out.array.shape[0]].mean(), out.array.mean())  # resolution is an input
-    fine, report_fine = gen.generate(coords, z, 1.5, weights, b_factors=b, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # outside the weights' range: a note says so, once, not a warning too
+        fine, report_fine = gen.generate(coords, z, 1.5, weights, b_factors=b, device="cpu")
+        coarse, report_coarse = gen.generate(coords, z, 12.0, weights, b_factors=b, device="cpu")
     assert report_fine.effective_resolution == 2.5 and any("finer" in n for n in report_fine.notes)
-    coarse, report_coarse = gen.generate(coords, z, 10.0, weights, b_factors=b, device="cpu")
-    assert report_coarse.effective_resolution == 10.0 and any("low-pass" in n for n in report_coarse.notes)
+    assert report_coarse.effective_resolution == 12.0 and any("low-pass" in n for n in report_coarse.notes)
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -68,10 +68,13 @@ def test_weights_trained_on_masked_targets_give_zero_solvent(fragment, tiny_weig
     assert "background" in out.header
 
 
-def test_resolution_outside_method_range_warns_once(fragment, tiny_weights):
+def test_native_weights_note_a_finer_request_and_lowpass_a_coarser_one(fragment, tiny_weights):
     import warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        gen.generate(fragment.coords, fragment.atomic_numbers, 12.0, tiny_weights, device="cpu")
-    assert sum("outside" in str(w.message) for w in caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, coarse = gen.generate(fragment.coords, fragment.atomic_numbers, 12.0, tiny_weights, device="cpu")
+        _, fine = gen.generate(fragment.coords, fragment.atomic_numbers, 2.0, tiny_weights, device="cpu")
+    assert coarse.effective_resolution == 12.0 and not coarse.notes
+    assert fine.effective_resolution == 3.0 and fine.notes == ["2 Å is finer than the generator's native 3 Å: "
+                                                               "the map is left at 3 Å."]
