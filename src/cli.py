@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--margin", type=int, help="voxels dropped at each tile side (default 6)")
     g.add_argument("--batch-size", type=int, help="tiles per generator call (default 8)")
     g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto (default): bf16 on GPUs and on CPUs with native bf16, else fp32")
+                   help="auto (default): bf16 on CUDA GPUs that support it and on CPUs with native bf16, "
+                   "else fp32")
     g.add_argument("--paper-tiling", action="store_true", help="the paper's 32³ tiles keeping 20³ cores, all "
                    "tiles, fp32 (for comparison)")
     g.add_argument("--ignore-bfactors", action="store_true", help="leave the model's B-factors out (default: used "
@@ -310,8 +311,8 @@ def _add_weights_subcommands(sub) -> None:
             p.set_defaults(func=_weights_import)
         else:
             p.add_argument("which", choices=["published"])
-            p.add_argument("--folder", metavar="DIR", help="where to keep the checkpoint (default: the user's "
-                           "downloads folder)")
+            p.add_argument("--folder", metavar="DIR", help="where to keep the checkpoint (default: the downloads "
+                           "folder in Struc2map's data folder)")
             p.set_defaults(func=_weights_download)
         p.add_argument("--name", default="published", help="name to use with --weights (default: published)")
         p.add_argument("--output", metavar="DIR", help="folder to write NAME.pt and NAME.json to (default: the "

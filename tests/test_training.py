@@ -155,6 +155,8 @@ def test_train_resume_export_evaluate(dataset, data, tmp_path, capsys):
                      "--which", "average"]) == 0
     state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert not torch.equal(state["G_ema"]["final.weight"], state["G"]["final.weight"])
+    best = torch.load(run_dir / "best_generator.pt", weights_only=True)
+    assert best.keys() == state["G"].keys() and not list(run_dir.glob(".*.tmp"))  # written whole, no temporaries
     w = load_weights(weights)
     assert torch.equal(w.generator.state_dict()["final.weight"], state["G_ema"]["final.weight"])
     assert w.metadata["training"]["pairs"][0]["name"] == SMALL and w.metadata["widths"] == [4, 8, 16, 32]

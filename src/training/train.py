@@ -265,7 +265,8 @@ class Trainer:
                              f"val {val:.5f}{averaged} lr {row['lr']:.2e} ({time.time() - t0:.0f} s)")
                     if val < self.best_val:
                         self.best_val = val
-                        torch.save(self.G.state_dict(), self.run_dir / "best_generator.pt")
+                        with atomic_path(self.run_dir / "best_generator.pt") as tmp:
+                            torch.save(self.G.state_dict(), tmp)
                     self.save_checkpoint()
                     self.write_history()
                 if cfg.max_minutes is not None and (time.time() - started) / 60 >= cfg.max_minutes:
