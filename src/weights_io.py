@@ -169,7 +169,8 @@ def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, 
     pt_path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
     with atomic_path(pt_path, overwrite=overwrite) as pt_tmp, atomic_path(json_path, overwrite=overwrite) as json_tmp:
-        torch.save(state, pt_tmp)
+        with open(pt_tmp, "wb") as handle:  # to a file object the archive's inner folder is "archive", not the
+            torch.save(state, handle)       # temporary file's name: the same tensors give the same bytes
         meta = {"input": dict(DEFAULT_INPUT), "output": dict(DEFAULT_OUTPUT), "training": {}}
         meta.update(metadata)
         meta.setdefault("network", {})

@@ -61,6 +61,12 @@ def edit_metadata(pt_path: Path, **changes) -> None:
     json_path.write_text(json.dumps(meta))
 
 
+def test_same_tensors_give_the_same_file(saved, tmp_path):
+    """The checksum names the weights, not where or when they were written (make_weights.sh can be checked by it)."""
+    again = save_weights(tmp_path / "elsewhere" / "other_name", random_generator(), {"training": TRAINING})
+    assert again.read_bytes() == saved.read_bytes() and read_metadata(again)["sha256"] == read_metadata(saved)["sha256"]
+
+
 def test_round_trip(saved, tmp_path):
     assert saved == tmp_path / "model.pt"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pt"]  # no temp files left
