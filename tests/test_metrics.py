@@ -258,7 +258,7 @@ def test_pcc_and_ssim_match_references_on_random_data(monkeypatch):
 
 def test_pcc_and_ssim_match_references_on_real_data(data):
     a, b = _real_pair(data)
-    # 1e-9: the two sums over 0.6 M voxels are ordered differently, and that order moves with the thread count
+    # 1e-9: the two sums over 10⁶ voxels are ordered differently, and that order moves with the thread count
     # (1.4e-12 apart with OMP_NUM_THREADS=1)
     assert paper_pcc(a, b) == pytest.approx(_paper_reference_pcc(a, b), abs=1e-9)
     assert abs(paper_ssim(a, b) - _skimage_paper_ssim(a, b)) <= 1e-6
