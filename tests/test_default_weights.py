@@ -17,7 +17,7 @@ from chimerax.struc2map.weights_io import default_weights_path, load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "struc2map_generator.pt"
-SHA256 = "d049dacd2f91c20ae26a51c9c31da6c86dd49c332e3782311a80fd6a25dd33c4"
+SHA256 = "0975fd86de419cd18d1730e27b3d312509e07d5305817c920e0cdc8b03020b8d"
 FLOOR_ABOUT_MEAN = 0.37
 # Pairs from repositories DEVELOPERS.md reserves for independent testing: never trained or evaluated on.
 RESERVED_SOURCES = {"apoferritin_emd20026", "t20s_4.8A"}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Re-create the default weights (weights/struc2map_generator.pt, the second generator) from the real pairs
-# in ../shared/data, from scratch. About 105 minutes on a 2-core CPU (the shipped run: 2,900 steps, see
-# MODEL_CARD.md). Run from the repository root in an environment where `struc2map` is installed with the
-# training extra (pip install -e .[training]). Floating-point results differ with the CPU and thread count.
+# in ../shared/data, from scratch. About 2 hours on a 2-core CPU (2 h 4 min when it made the shipped
+# file; the adversarial fork, about 3x the control's cost per step, ends last; MODEL_CARD.md).
+# Run from the repository root in an environment where `struc2map` is installed with the training extra
+# (pip install -e .[training]). Floating-point results differ with the CPU and thread count.
 # Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR] [OUTPUT]   (OUTPUT: weights/struc2map_generator.pt;
 # an existing OUTPUT is replaced, as the script is run to re-create it: give another path to keep it)
 set -euo pipefail
