@@ -13,11 +13,8 @@ import argparse
 import numpy as np
 
 from inference import DATA
-PAIRS = {
-    "haemoglobin_emd3488": ("haemoglobin_emd3488/5me2.pdb", "haemoglobin_emd3488/emd_3488.mrc.gz", 3.2),
-    "gsec_emd3240": ("gsec_emd3240/5fn5_box_complete.pdb", "gsec_emd3240/5fn5_box.ccp4.gz", 4.3),
-    "kinesin_emd6187": ("kinesin_emd6187/chain_K_box_complete.pdb", "kinesin_emd6187/chain_K_box.ccp4.gz", 5.0),
-}
+
+HELD_OUT = ["haemoglobin_emd3488", "gsec_emd3240", "kinesin_emd6187"]  # the default weights' (MODEL_CARD.md)
 OFFSETS = [(0, 0, 0), (5, 0, 0), (0, 7, 0), (0, 0, 11), (10, 10, 10), (3, 13, 7), (15, 5, 2), (8, 16, 12)]
 
 
@@ -40,24 +37,26 @@ def main() -> None:
     from chimerax.struc2map.mapio import read_map
     from chimerax.struc2map.metrics import compare_maps
     from chimerax.struc2map.structure import read_structure
+    from chimerax.struc2map.training.pairs import read_pairs, select
     from chimerax.struc2map.weights_io import load_weights
 
     weights = load_weights(args.weights)
     packed_tiler = generate.predict_tiled
     print("| pair | lattice, 8 offsets: range (mean ± sd) | packed | PCC lattice mean | PCC packed |")
     print("|---|---|---|---|---|")
-    for name, (model, experimental, resolution) in PAIRS.items():
-        atoms, reference = read_structure(DATA / model), read_map(DATA / experimental)
+    pairs = select(read_pairs(DATA / "pairs.txt") + read_pairs(DATA / "pairs_extra.txt"), HELD_OUT)
+    for pair in pairs:
+        atoms, reference = read_structure(pair.model), read_map(pair.map)
         scores = []
         for tiler in [shifted_tiler(packed_tiler, o) for o in OFFSETS] + [packed_tiler]:
             generate.predict_tiled = tiler
-            made, _ = generate.generate(atoms.coords, atoms.atomic_numbers, resolution, weights,
+            made, _ = generate.generate(atoms.coords, atoms.atomic_numbers, pair.resolution, weights,
                                         b_factors=atoms.b_factors)
             s = compare_maps(made, reference)
             scores.append((s["correlation_about_mean"], s["pcc"]))
         generate.predict_tiled = packed_tiler
         lattice, packed = np.array(scores[:-1]), scores[-1]
-        print(f"| {name} | {lattice[:, 0].min():.3f}–{lattice[:, 0].max():.3f} ({lattice[:, 0].mean():.3f} ± "
+        print(f"| {pair.name} | {lattice[:, 0].min():.3f}–{lattice[:, 0].max():.3f} ({lattice[:, 0].mean():.3f} ± "
               f"{lattice[:, 0].std():.3f}) | {packed[0]:.3f} | {lattice[:, 1].mean():.3f} | {packed[1]:.3f} |",
               flush=True)
 

@@ -143,8 +143,12 @@ class Trainer:
         if self.rank != 0:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.run_dir / "checkpoint.pt") as tmp:
-            torch.save(self._state(), tmp)
+        self._save(self._state(), "checkpoint.pt")
+
+    def _save(self, obj, name: str) -> None:
+        """torch.save ``obj`` as run_dir/``name``, whole or not at all (a run may be killed mid-write)."""
+        with atomic_path(self.run_dir / name) as tmp:
+            torch.save(obj, tmp)
 
     def _resume(self) -> None:
         state = torch.load(self.run_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
@@ -265,8 +269,7 @@ class Trainer:
                              f"val {val:.5f}{averaged} lr {row['lr']:.2e} ({time.time() - t0:.0f} s)")
                     if val < self.best_val:
                         self.best_val = val
-                        with atomic_path(self.run_dir / "best_generator.pt") as tmp:
-                            torch.save(self.G.state_dict(), tmp)
+                        self._save(self.G.state_dict(), "best_generator.pt")
                     self.save_checkpoint()
                     self.write_history()
                 if cfg.max_minutes is not None and (time.time() - started) / 60 >= cfg.max_minutes:
