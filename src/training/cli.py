@@ -48,6 +48,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pairs", nargs="+", help="pair lists: whitespace table (name map model resolution), CSV or JSON")
     p.add_argument("--output", "-o", required=True, help="dataset folder (reused: prepared pairs are skipped)")
     p.add_argument("--only", nargs="+", help="names of the pairs to prepare (default: all)")
+    p.add_argument("--unpaired", nargs="+", default=[], metavar="MAP",
+                   help="real maps without a model: extra real samples for the discriminator")
     _add_config_flags(p, PrepareConfig)
     p.set_defaults(func=_prepare)
 
@@ -85,9 +87,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
 def _prepare(args: argparse.Namespace) -> int:
     pairs = select([pair for path in args.pairs for pair in read_pairs(path)], args.only)
-    index = prepare(pairs, args.output, _config(PrepareConfig, args))
+    index = prepare(pairs, args.output, _config(PrepareConfig, args), unpaired=[Path(m) for m in args.unpaired])
     print(f"{len(index['pairs'])} pairs kept, {len(index['dropped'])} dropped, {len(index['failed'])} failed; "
-          f"{len(index['tiles'])} tiles in {Path(args.output) / 'index.json'}")
+          f"{len(index['tiles'])} tiles, {len(index['unpaired'])} unpaired maps "
+          f"({len(index['real_tiles'])} tiles) in {Path(args.output) / 'index.json'}")
     return 1 if index["failed"] else 0
 
 

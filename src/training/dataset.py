@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..inputs import resolution_condition
-from .augment import Degradation, augment_pair
+from .augment import Degradation, augment_pair, cube_rotation
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """(input (B, C, T, T, T), condition (B, CONDITION_DIM), target (B, 1, T, T, T)) float tensors."""
@@ -102,6 +102,34 @@ class TileSampler:
         tiles = [self.tile(e, int(rng.integers(len(self.volumes[e[0]][2])))) for e in chosen]
         return [_tensors([t[0] for t in part], [resolution_condition(t[2]) for t in part], [t[1] for t in part])
                 for part in (tiles[start:start + size] for start in range(0, len(tiles), size))]
+
+
+class RealTileSampler:
+    """Rotated tiles of the dataset's unpaired real maps (``prepare --unpaired``): extra real samples for the
+    discriminator, normalised as targets are (``unpaired.py``). Empty when the dataset has none."""
+
+    def __init__(self, dataset_dir: str | Path):
+        dataset_dir = Path(dataset_dir)
+        index = read_index(dataset_dir)
+        self.tile_size = index["config"]["tile_size"]
+        self.volumes = {}
+        for name, entry in index.get("unpaired", {}).items():
+            with np.load(dataset_dir / entry["file"]) as z:
+                self.volumes[name] = z["volume"]
+        self.tiles = [t for t in index.get("real_tiles", []) if t[0] in self.volumes]
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def batch(self, size: int, rng: np.random.Generator) -> torch.Tensor:
+        """(size, 1, T, T, T) random tiles, each in one of the 24 proper rotations."""
+        t = self.tile_size
+        out = []
+        for _ in range(size):
+            name, z, y, x = self.tiles[int(rng.integers(len(self.tiles)))]
+            tile = self.volumes[name][z:z + t, y:y + t, x:x + t]
+            out.append(np.ascontiguousarray(cube_rotation(tile, int(rng.integers(24)))))
+        return torch.from_numpy(np.stack(out)[:, None])
 
 
 def _tensors(inputs: list, conditions: list, targets: list) -> Batch:

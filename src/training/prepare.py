@@ -148,6 +148,37 @@ def prepare_pair(pair: Pair, config: PrepareConfig) -> dict:
     }
 
 
+def _prepare_unpaired(maps: list[Path], out_dir: Path, config: PrepareConfig, index: dict,
+                      log: Callable[[str], None]) -> None:
+    """Add real maps without models to ``index`` (files under ``unpaired/``), reusing those already made."""
+    from .unpaired import prepare_unpaired
+
+    (out_dir / "unpaired").mkdir(exist_ok=True)
+    key = config.key()
+    for source in maps:
+        source = Path(source)
+        name = source.name.split(".")[0]
+        path = out_dir / "unpaired" / f"{name}.npz"
+        meta = _load_meta(path) if path.exists() else None
+        if meta is None or meta.get("config_key") != key or meta.get("map") != str(source):
+            try:
+                data = prepare_unpaired(source, config)
+            except Exception as e:  # a bad map is reported and skipped
+                index["failed"][f"unpaired:{name}"] = f"{type(e).__name__}: {e}"
+                log(f"unpaired {name}: FAILED ({type(e).__name__}: {e})")
+                continue
+            meta = {"config_key": key, "map": str(source), "region_fraction": data["region_fraction"],
+                    "corners": data["corners"].tolist()}
+            _save_npz(path, {"volume": data["volume"], "meta": json.dumps(meta)})
+            log(f"unpaired {name}: prepared, grid {data['volume'].shape[::-1]}, "
+                f"{len(meta['corners'])} tiles with density")
+        else:
+            log(f"unpaired {name}: already prepared")
+        index["unpaired"][name] = {"file": f"unpaired/{name}.npz", "map": str(source),
+                                   "region_fraction": meta["region_fraction"], "tiles": len(meta["corners"])}
+        index["real_tiles"].extend([name, *c] for c in meta["corners"])
+
+
 def _save_npz(path: Path, arrays: dict) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -162,18 +193,20 @@ def _load_meta(path: Path) -> dict | None:
 
 
 def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = PrepareConfig(), *,
-            log: Callable[[str], None] = print) -> dict:
-    """Prepare every pair into ``out_dir``; returns (and writes) the index.
+            unpaired: list[Path] = (), log: Callable[[str], None] = print) -> dict:
+    """Prepare every pair (and ``unpaired`` real maps) into ``out_dir``; returns (and writes) the index.
 
     The index lists, per kept pair, its file and quality numbers, and per tile
     its pair, corner (z, y, x) and occupancy (fraction of input voxels above
-    0.01). Dropped and failed pairs are listed with the reason.
+    0.01). Dropped and failed pairs are listed with the reason. Unpaired maps
+    (``unpaired.py``) are listed under ``unpaired``, their tiles under
+    ``real_tiles``.
     """
     out_dir = Path(out_dir)
     (out_dir / "pairs").mkdir(parents=True, exist_ok=True)
     key = config.key()
     index = {"format_version": FORMAT_VERSION, "config": asdict(config), "config_key": key,
-             "pairs": {}, "dropped": {}, "failed": {}, "tiles": []}
+             "pairs": {}, "dropped": {}, "failed": {}, "tiles": [], "unpaired": {}, "real_tiles": []}
     for pair in pairs:
         path = out_dir / "pairs" / f"{pair.name}.npz"
         meta = _load_meta(path) if path.exists() else None
@@ -215,5 +248,7 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
             occ = float(occupied[c[0]:c[0] + t, c[1]:c[1] + t, c[2]:c[2] + t].mean())
             index["tiles"].append([pair.name, int(c[0]), int(c[1]), int(c[2]), round(occ, 4)])
         index["pairs"][pair.name] = {"file": f"pairs/{pair.name}.npz", **meta, "tiles": len(corners)}
+    if unpaired:
+        _prepare_unpaired(unpaired, out_dir, config, index, log)
     (out_dir / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
     return index

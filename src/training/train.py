@@ -36,7 +36,7 @@ from ..files import atomic_path
 from ..inputs import CONDITION_DIM
 from ..network import Discriminator, Generator
 from .augment import Degradation
-from .dataset import TileSampler
+from .dataset import RealTileSampler, TileSampler
 from .losses import ssim_loss
 from .warm_start import warm_start
 
@@ -52,6 +52,7 @@ class TrainConfig:
     init_weights: str | None = None  # a weights file to start from (e.g. the previous generator)
     disc_widths: tuple[int, ...] = (32, 64, 128, 256)
     adv_weight: float = 0.01
+    real_fraction: float = 0.5  # share of the discriminator's real samples from unpaired maps, when the dataset has some
     ssim_weight: float = 0.0
     smooth_l1_beta: float = 1.0
     lr: float = 1e-4
@@ -89,6 +90,8 @@ class Trainer:
                  log: Callable[[str], None] = print):
         if config.max_minutes is not None and not config.max_minutes > 0:
             raise InputError(f"--max-minutes must be a positive number of minutes, got {config.max_minutes:g}.")
+        if not 0.0 <= config.real_fraction <= 1.0:
+            raise InputError(f"--real-fraction must be between 0 and 1, got {config.real_fraction:g}.")
         self.config, self.log = config, log
         self.run_dir = Path(run_dir)
         self.rank, self.world = _distributed()
@@ -113,7 +116,10 @@ class Trainer:
         if config.ema_decay > 0:
             self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.D = self.optD = self.schedD = None
+        self.real_data = None
         if config.adv_weight > 0:
+            real = RealTileSampler(dataset_dir)
+            self.real_data = real if len(real) and config.real_fraction > 0 else None
             self.D = Discriminator(config.disc_widths).to(self.device)
             self.optD = torch.optim.NAdam(self.D.parameters(), lr=config.disc_lr)
             self.schedD = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -172,8 +178,10 @@ class Trainer:
     def _condition(self, c: torch.Tensor) -> torch.Tensor | None:
         return c.to(self.device) if self.config.condition_dim else None
 
-    def train_step(self, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor) -> dict:
-        """One generator step, then one discriminator step when adversarial."""
+    def train_step(self, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor,
+                   unpaired: torch.Tensor | None = None) -> dict:
+        """One generator step, then one discriminator step when adversarial; ``unpaired`` real tiles
+        replace as many of the targets among the discriminator's real samples."""
         cfg = self.config
         x, y = x[:, :cfg.in_channels].to(self.device), y.to(self.device)
         with _autocast(self.device, cfg.precision):
@@ -198,8 +206,9 @@ class Trainer:
                     avg.lerp_(p, 1.0 - cfg.ema_decay)
         out = {"rec": rec.item(), "ssim": structural.item(), "adv": adv.item(), "disc": 0.0}
         if self.D is not None:
+            real = y if unpaired is None else torch.cat([y[len(unpaired):], unpaired.to(self.device)])
             with _autocast(self.device, cfg.precision):
-                real_logits = self.Dp(y)
+                real_logits = self.Dp(real)
                 fake_logits = self.Dp(fake.detach())
                 d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float))
                                 + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float)))
@@ -246,7 +255,10 @@ class Trainer:
                 for _ in range(cfg.steps_per_epoch):
                     x, c, y = self.train_data.batch(cfg.batch_size, rng, degradation=self.degradation,
                                                     rotate=cfg.rotate)
-                    for k, v in self.train_step(x, c, y).items():
+                    unpaired = None
+                    if self.real_data is not None:
+                        unpaired = self.real_data.batch(round(cfg.real_fraction * cfg.batch_size), rng)
+                    for k, v in self.train_step(x, c, y, unpaired).items():
                         sums[k] += v / cfg.steps_per_epoch
                     self.step += 1
                     if self._stop:
