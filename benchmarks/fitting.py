@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
-# rubella: 35 Å is far outside the method's range; the other two come from repositories DEVELOPERS.md reserves
+# rubella: 35 Å is far outside the method's range; the other two come from repositories DATA_POLICY.md reserves
 # for independent testing (gregdp/mapq, RosettaCommons/demos). Older result files that hold them are reported
 # without them.
 EXCLUDED = {"rubella_emd8249", "apoferritin_emd20026", "t20s_4.8A"}

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "struc2map_generator.pt"
 SHA256 = "0975fd86de419cd18d1730e27b3d312509e07d5305817c920e0cdc8b03020b8d"
 FLOOR_ABOUT_MEAN = 0.37
-# Pairs from repositories DEVELOPERS.md reserves for independent testing: never trained or evaluated on.
+# Pairs from repositories DATA_POLICY.md reserves for independent testing: never trained or evaluated on.
 RESERVED_SOURCES = {"apoferritin_emd20026", "t20s_4.8A"}
 
 

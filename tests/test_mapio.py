@@ -18,7 +18,7 @@ from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.mapio import read_map, write_map
 
 
-# The maps of the full data set's pair lists, less the two from repositories DEVELOPERS.md reserves
+# The maps of the full data set's pair lists, less the two from repositories DATA_POLICY.md reserves
 # (apoferritin_emd20026, t20s_4.8A); the ones tests/data ships run from any clone.
 PAIR_MAPS = ["vp6_emd6272/6272.mrc.gz",
              "haemoglobin_emd3488/emd_3488.mrc.gz", "spike_ntd_emd21457/emd_21457_seg.mrc.gz",

@@ -11,7 +11,7 @@ DATA=${1:-../shared/data}
 WORK=${2:-work_data}
 OUTPUT=${3:-weights/struc2map_generator.pt}
 # rubella (35 Å) is left out: far below the method's range. apoferritin_emd20026 and t20s_4.8A come from
-# repositories DEVELOPERS.md reserves for independent testing: never used.
+# repositories DATA_POLICY.md reserves for independent testing: never used.
 TRAIN="vp6_emd6272 spike_ntd_emd21457 hcn4_emd0093 actin_emd5168 emd35448_8ihl t20s_fragment_emd5623
        chaperonin_3los"
 VAL="haemoglobin_emd3488 gsec_emd3240 kinesin_emd6187"
