@@ -136,12 +136,6 @@ def memory_limit() -> tuple[int, str] | None:
     return min(known)
 
 
-def available_memory() -> int | None:
-    """Bytes this process may still allocate (see :func:`memory_limit`), or None when unknown."""
-    limit = memory_limit()
-    return None if limit is None else limit[0]
-
-
 def size_text(nbytes: float) -> str:
     """A byte count for people: '3.2 GB', '250 MB' (powers of 1024)."""
     for unit, scale in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20)):

@@ -5,7 +5,7 @@
 - ``chimerax.ui.MainToolWindow``: :class:`MainToolWindowStandIn`, a plain QWidget as ``ui_area``,
   shown by ``manage``.
 The panel code itself, the session, models, triggers and the command are real. Used by
-tests/test_panel.py and docs/make_panel_figure.py; Qt uses the offscreen platform unless a
+tests/test_panel.py and tools/make_panel_figure.py; Qt uses the offscreen platform unless a
 display is set.
 """
 from __future__ import annotations

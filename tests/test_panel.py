@@ -3,7 +3,7 @@
 The GUI parts ChimeraX's wheel lacks (``Qt``, ``chimerax.ui.MainToolWindow``) are the test
 stand-ins of tests/panel_standins.py; the panel code, the session, models, triggers and the
 command are real. Runs as in the GUI say ``wait false`` and fire 'new frame' as the redraw loop
-does (tests/test_bundle.py's ``_frames``). docs/make_panel_figure.py makes the README's picture.
+does (tests/test_bundle.py's ``_frames``). tools/make_panel_figure.py makes the README's picture.
 """
 import os
 
@@ -200,8 +200,8 @@ def test_closing_the_panel_mid_run_is_safe(panel, cx_session, data, shipped_tiny
 
 
 def test_screenshot_script(panel, cx_session, tmp_path, tiny_weights):
-    """docs/make_panel_figure.py, which makes the README's picture, with the tiny generator."""
-    from docs.make_panel_figure import make_figure
+    """tools/make_panel_figure.py, which makes the README's picture, with the tiny generator."""
+    from tools.make_panel_figure import make_figure
 
     path = tmp_path / "panel.png"
     tool = make_figure(cx_session, path, weights=tiny_weights.path, make_panel=panel)

@@ -2,7 +2,7 @@
 
 Run the README's first command first (it writes 5me2_struc2map.mrc), then
 
-    python docs/make_example_figure.py 5me2_struc2map.mrc examples/emd_3488.mrc.gz --overwrite
+    python tools/make_example_figure.py 5me2_struc2map.mrc examples/emd_3488.mrc.gz --overwrite
 
 Needs matplotlib (``pip install -e .[training]``). The committed figure is replaced only with
 ``--overwrite``; ``--output`` writes elsewhere.
@@ -24,7 +24,7 @@ def main() -> None:
     p.add_argument("generated")
     p.add_argument("experimental")
     p.add_argument("--slices", type=int, nargs="+", default=[37, 24], help="z indices of the generated map")
-    p.add_argument("--output", default=str(Path(__file__).resolve().parent / "example_5me2_slices.png"))
+    p.add_argument("--output", default=str(Path(__file__).resolve().parents[1] / "docs" / "example_5me2_slices.png"))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output (the committed figure)")
     args = p.parse_args()
     try:

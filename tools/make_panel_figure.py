@@ -5,7 +5,7 @@ the GUI stand-ins of tests/panel_standins.py, in an offscreen Qt: it makes haemo
 map with the shipped weights, compared with and fitted into EMD-3488 (examples/), then saves
 the panel. From the repository root, in the test environment (``bash .ci/run`` makes it):
 
-    python docs/make_panel_figure.py --overwrite      # replaces the committed picture; --output writes elsewhere
+    python tools/make_panel_figure.py --overwrite      # replaces the committed picture; --output writes elsewhere
 """
 from __future__ import annotations
 
