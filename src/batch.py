@@ -22,9 +22,9 @@ from typing import Callable, Sequence
 import torch
 
 from . import __version__
-from .device import process_device, rank_from_env
+from .device import process_device, rank_from_env, started_by_torchrun
 from .errors import InputError, Struc2mapError
-from .files import check_output
+from .files import check_output, open_appending
 from .generate import GenerateReport, generate, input_grid
 from .grid import MapData
 from .mapio import check_map_output, write_map
@@ -34,7 +34,7 @@ from .weights_io import Weights, weights_file_pair
 
 MODEL_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 LOG_NAME = "struc2map_batch.rank{rank}.jsonl"
-MEETING_TIMEOUT = timedelta(days=7)  # how long a finished torchrun process waits for the slowest one
+MEETING_TIMEOUT = timedelta(hours=24)  # how long a finished torchrun process waits for the slowest one
 
 
 def map_labels(generated: MapData, weights: Weights) -> list[str]:
@@ -177,7 +177,7 @@ def plan_batch(models: Sequence[str | Path], output_dir: str | Path, *,
     # <stem>.mrc, can never be a model's: model_stem keeps any suffix that is not a model suffix.)
     for _, output in plan.share:
         check_output(output, overwrite=True)
-    check_output(plan.log_path, overwrite=True)
+    open_appending(plan.log_path).close()  # the log is opened now: a link or FIFO there is refused before any work
     return plan
 
 
@@ -192,8 +192,8 @@ class BatchSummary:
 
 
 def _append(log: Path, record: dict) -> None:
-    with log.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, default=float) + "\n")
+    with open_appending(log) as f:
+        f.write((json.dumps(record, default=float) + "\n").encode("utf-8"))
 
 
 def _run_one(model: Path, output: Path, resolution: float, weights: Weights, tiling: TilingConfig | None,
@@ -256,20 +256,30 @@ def run_batch(plan: BatchPlan, resolution: float, weights: Weights, *, tiling: T
     return summary
 
 
-def failures_on_all_ranks(failed: int, world: int) -> int:
+def failures_on_all_ranks(failed: int, world: int, echo: Callable[[str], None] = print) -> int:
     """Failures summed over torchrun's processes, known to each once all have finished.
 
     torchrun stops every process as soon as one exits with an error, so a
     process with failures must not exit before the others are done. Under
-    torchrun (``MASTER_ADDR`` set) the processes meet once, at the end, over
-    gloo (CPU sockets, no NCCL); elsewhere (one process, a job array) each
-    reports its own.
+    torchrun the processes meet once, at the end, over gloo (CPU sockets, no
+    NCCL), each saying whom it waits for and for how long (MEETING_TIMEOUT);
+    elsewhere (one process, a job array, a MASTER_ADDR left in the
+    environment) each reports its own.
     """
-    if world == 1 or "MASTER_ADDR" not in os.environ:
+    if world == 1 or not started_by_torchrun():
         return failed
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", timeout=MEETING_TIMEOUT)
+    rank, _ = rank_from_env()
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    hours = MEETING_TIMEOUT.total_seconds() / 3600
+    echo(f"[rank {rank}/{world}] waiting for the other {world - 1} torchrun processes to finish (meeting at "
+         f"{where}, for up to {hours:g} h) to agree on the exit status")
+    try:
+        dist.init_process_group("gloo", timeout=MEETING_TIMEOUT)
+    except (RuntimeError, ValueError) as err:  # torch's DistStoreError for a timeout is a RuntimeError
+        raise InputError(f"The other torchrun processes did not meet at {where} within {hours:g} h, so this "
+                         f"one reports only its own {failed} failed models ({type(err).__name__}).") from err
     try:
         total = torch.tensor([failed])
         dist.all_reduce(total)

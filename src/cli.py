@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError, Struc2mapError
+from .errors import InputError, Struc2mapError, WeightsError
 from .files import check_output, write_text
 from .memory import check_compare
 
@@ -175,7 +175,12 @@ def _compare(args: argparse.Namespace) -> int:
         check_output(args.json, overwrite=args.overwrite, inputs=[args.map, args.reference])
     reference = read_map(args.reference)
     check_compare(reference.array.shape)
-    result = compare_maps(read_map(args.map), reference, level=args.level)
+    map_ = read_map(args.map)
+    for mapdata, name in ((map_, args.map), (reference, args.reference)):
+        if mapdata.array.min() == mapdata.array.max():  # every correlation with it would be noise or 0/0
+            raise InputError(f"The map {name} has the same value ({mapdata.array.flat[0]:g}) everywhere, so no "
+                             "correlation with it means anything.")
+    result = compare_maps(map_, reference, level=args.level)
     print(f"{Path(args.map).name} vs {Path(args.reference).name} "
           f"(envelope: reference >= {result['level']:.4g}, {result['points']} points)")
     print(_metric_line("metrics", result))
@@ -224,7 +229,11 @@ def _weights_list(args: argparse.Namespace) -> int:
         print("No weights are installed.")
     for w in found:
         meta = w.metadata
-        native = GeneratorSpec.from_metadata(meta, str(w.path)).native_resolution
+        try:
+            native = GeneratorSpec.from_metadata(meta, str(w.path.with_suffix(".json"))).native_resolution
+        except WeightsError as e:  # one bad file is named, and hides none of the others
+            print(f"{w.name}: cannot be used: {e}\n  {w.path}")
+            continue
         print(f"{w.name}{' (shipped)' if w.shipped else ''}: {w.description}\n  {w.path}\n"
               f"  widths {'/'.join(map(str, meta['widths']))}; "
               f"input {meta.get('input', {}).get('simulator', 'molmap')}; "

@@ -9,7 +9,8 @@ Inference (tiling, batch, the ChimeraX command) and training all decide here:
   (CUDA GPUs that support it, CPUs with AVX512-BF16 or AMX), fp32 elsewhere
   (MPS, older GPUs and CPUs, where bf16 would be emulated). "fp32", "bf16" and
   "fp16" are taken as asked.
-- Ranks: ``RANK`` and ``WORLD_SIZE`` (torchrun's, or set by hand for a job array).
+- Ranks: ``RANK`` and ``WORLD_SIZE`` (torchrun's, or set by hand for a job array); processes meet
+  (a process group) only when torchrun started them.
 """
 from __future__ import annotations
 
@@ -106,6 +107,12 @@ def rank_from_env() -> tuple[int, int]:
     if world < 1 or not 0 <= rank < world:
         raise InputError(f"RANK {rank} must lie in 0..WORLD_SIZE-1 (WORLD_SIZE is {world}).")
     return rank, world
+
+
+def started_by_torchrun() -> bool:
+    """Whether torchrun started this process (it sets ``TORCHELASTIC_RUN_ID``): only then are there other
+    processes to meet; ``MASTER_ADDR`` alone may be left over in a shell or a job's environment."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def process_device(name: str = "auto") -> torch.device:

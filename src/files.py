@@ -10,10 +10,18 @@
   may be. Its temporary files are named ``.NAME.struc2map-HOST-PID-XXXX.tmp``;
   those left by a dead process of this host (kill -9) are removed the next
   time the same target is written, with a warning.
+- :func:`open_appending` opens the files that grow in place (a batch log, a
+  download's ``.part``), never through a symbolic link and never a FIFO or
+  device, which would block or write elsewhere.
+- :func:`output_folder` makes sure a folder outputs go to exists and is writable.
+- :func:`is_plain_name` says whether a name read from a list can name a file
+  inside a folder (no folder separators, no ``..``).
 """
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import re
 import socket
@@ -22,11 +30,12 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from .errors import InputError
 
 TEMP_TAG = "struc2map"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS)
 
 
@@ -83,8 +92,8 @@ def remove_stale_temporaries(target: str | os.PathLike, suffix: str = ".tmp") ->
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
+    except OSError:  # one is missing, or a link that loops: compare the names they resolve to
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def special_file_kind(mode: int) -> str | None:
@@ -121,8 +130,8 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[s
     a path); None entries are ignored. ``flag`` names the way to allow overwriting.
     """
     out = Path(path).expanduser()
-    if not out.name or out.name in (".", ".."):
-        raise InputError(f"Cannot write {out}: it names a folder, not a file.")
+    if not out.name or out.name in (".", "..") or str(path).endswith(("/", os.sep)):
+        raise InputError(f"Cannot write {path}: it names a folder, not a file.")
     folder = out.parent
     if not folder.is_dir():
         raise InputError(f"Cannot write {out}: folder {folder} does not exist.")
@@ -198,3 +207,67 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool) -> None:
             tmp.write_text(text, encoding="utf-8")
     except OSError as e:
         raise InputError(f"Could not write {path}: {e.strerror or e}.") from e
+
+
+def output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """``path`` as a folder to write into, created with its parents if missing; an InputError when it is a
+    file or cannot be created or written (``what`` names it in the message)."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"The {what} {path} is a file, not a folder.") from None
+    except OSError as e:
+        raise InputError(f"Cannot create the {what} {path}: {e.strerror or e}.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"The {what} {path} is not writable.")
+    return path
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], *, overwrite: bool,
+              fieldnames: list[str] | None = None) -> None:
+    """Write ``rows`` as a CSV table with a header (``fieldnames``, default the first row's keys; missing
+    values empty) by the rules of :func:`write_text`."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fieldnames or list(rows[0]), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue(), overwrite=overwrite)
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` can name a file in a folder: letters, digits, '.', '_' and '-', starting with neither
+    of the first two (so never a path, '..' or a hidden file)."""
+    return bool(PLAIN_NAME.fullmatch(name))
+
+
+def open_appending(path: str | os.PathLike, *, truncate: bool = False) -> BinaryIO:
+    """``path`` opened for binary writes at its end (created if missing; emptied first with ``truncate``).
+
+    A symbolic link, FIFO, device or folder there is refused with an
+    InputError (opened without blocking, then checked), so nothing is written
+    through a planted link and nothing hangs.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise InputError(f"Cannot write {path}: it is a symbolic link, and files are never written through one.")
+    flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_BINARY", 0))
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(f"Cannot write {path}: it is a symbolic link, and files are never written through "
+                             "one.") from None
+        if e.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO without a reader; a folder
+            raise InputError(f"Cannot write {path}: it is not a regular file, and is never written to.") from None
+        raise InputError(f"Cannot write {path}: {e.strerror or e}.") from None
+    kind = special_file_kind(os.fstat(fd).st_mode)
+    if kind:
+        os.close(fd)
+        raise InputError(f"Cannot write {path}: it is {kind}, not a regular file, and is never written to.")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    if truncate:
+        os.ftruncate(fd, 0)
+    return os.fdopen(fd, "ab")

@@ -20,6 +20,9 @@ from .errors import WeightsError
 LEVELS = 4
 """Depth of the generator's U-Net++ (nodes conv{i}_{j} with i + j < LEVELS)."""
 
+MAX_WIDTH = 4096
+"""The most channels a layer may have (a guard against metadata or settings that would need terabytes)."""
+
 TILE_MULTIPLE = 2 ** (LEVELS - 1)
 """Every spatial size of a generator input must be a multiple of this (8: three 2× poolings)."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,10 +21,11 @@ import torch
 
 from .download import DownloadError, download, part_path
 from .errors import WeightsError
-from .network import LEVELS, Generator, rename_published_state_dict
+from .files import is_plain_name
+from .network import LEVELS, MAX_WIDTH, Generator, rename_published_state_dict
 from .simulators import RECIPES
 from .userdata import downloads_folder, weights_folder
-from .weights_io import check_state_matches, file_sha256, save_weights
+from .weights_io import file_sha256, fitted_generator, save_weights
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,6 @@ ALLOWED_GLOBALS = {name: dict for name in (
 """The only imports a checkpoint's pickle may name beyond what ``weights_only`` allows, and what each becomes:
 Lightning's AttributeDict (a dict subclass some versions store hyper-parameters in) is rebuilt as a plain dict."""
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """A Lightning checkpoint as plain values and tensors (on the CPU), refused if it needs anything else."""
     path = Path(path)
@@ -107,10 +104,10 @@ def generator_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Gene
     except (KeyError, IndexError) as err:
         raise WeightsError(f"The generator in {path} has no encoder layer {err}: it is not a struc2mapGAN "
                            "U-Net++.") from err
-    generator = Generator(widths)
-    check_state_matches(generator, state, Path(path), widths)
-    generator.load_state_dict(state, strict=True)
-    return generator.eval()
+    if not all(1 <= w <= MAX_WIDTH for w in widths):
+        raise WeightsError(f"The generator in {path} has layer widths {widths}; at most {MAX_WIDTH} channels are "
+                           "supported.")
+    return fitted_generator(state, widths, Path(path)).eval()
 
 
 def import_checkpoint(path: str | os.PathLike, *, name: str = "published", output: str | os.PathLike | None = None,
@@ -123,7 +120,7 @@ def import_checkpoint(path: str | os.PathLike, *, name: str = "published", outpu
     default. The metadata records the checkpoint's sha256, whether it is the
     published file, and then its source and licence.
     """
-    if not NAME_PATTERN.fullmatch(name):
+    if not is_plain_name(name):
         raise WeightsError(f"'{name}' cannot name weights: use letters, digits, '.', '_' and '-'.")
     if input_recipe not in RECIPES:
         raise WeightsError(f"Unknown input recipe '{input_recipe}' (known: {', '.join(RECIPES)}).")
@@ -147,7 +144,7 @@ def import_checkpoint(path: str | os.PathLike, *, name: str = "published", outpu
         "provenance": provenance,
     }
     folder = Path(output).expanduser() if output else weights_folder()
-    return save_weights(folder / name, generator, metadata, overwrite=overwrite)
+    return save_weights(folder / name, generator, metadata, overwrite=overwrite, inputs=[path])
 
 
 def download_published(folder: str | os.PathLike | None = None,

@@ -14,14 +14,15 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
 from . import __version__
 from .errors import WeightsError
-from .files import atomic_path
+from .files import atomic_path, check_output, output_folder
 from .inputs import CONDITION_DIM
-from .network import Generator
+from .network import LEVELS, MAX_WIDTH, Generator
 from .userdata import weights_folder
 
 FORMAT = "struc2map-weights"
@@ -151,22 +152,24 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, *, overwrite: bool = False) -> Path:
+def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, *, overwrite: bool = False,
+                 inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Write ``generator``'s weights as NAME.pt and NAME.json; return the ``.pt`` path.
 
     ``metadata`` supplies "input", "output" and "training" (defaults: the
     paper's molmap input, min-max output, no training record); the format
     fields, widths, sha256, creation time and Struc2map version are filled in.
-    Each file is written to a temporary file and moved into place.
+    The folder is created if missing; both files are checked as every output
+    is (``files.check_output``: never one of ``inputs``, even with
+    ``overwrite``), written to temporary files and moved into place.
     """
     if not isinstance(generator, Generator):
         raise TypeError(f"save_weights needs a Generator, got {type(generator).__name__}.")
     pt_path, json_path = weights_file_pair(path)
-    if not overwrite:
-        for p in (pt_path, json_path):
-            if p.exists():
-                raise WeightsError(f"{p} already exists; choose another name or allow overwriting.")
-    pt_path.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(pt_path.parent, "weights folder")
+    inputs = list(inputs)
+    check_output(pt_path, overwrite=overwrite, inputs=inputs, others=[json_path])
+    check_output(json_path, overwrite=overwrite, inputs=inputs, others=[pt_path])
     state = {key: value.detach().cpu().contiguous() for key, value in generator.state_dict().items()}
     with atomic_path(pt_path, overwrite=overwrite) as pt_tmp, atomic_path(json_path, overwrite=overwrite) as json_tmp:
         with open(pt_tmp, "wb") as handle:  # to a file object the archive's inner folder is "archive", not the
@@ -245,17 +248,25 @@ def load_weights(path: str | os.PathLike, *, map_location: str | torch.device = 
     if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
         raise WeightsError(f"The weights file {pt_path} does not hold a state dict of tensors.")
     spec = GeneratorSpec.from_metadata(meta, str(json_path))
-    if len(meta["widths"]) != 4 or max(meta["widths"]) > 4096:
-        raise WeightsError(f"{json_path}: the field 'widths' must be 4 layer widths of at most 4096 channels, "
-                           f"got {meta['widths']}.")
-    try:
-        generator = Generator(meta["widths"], spec.in_channels, condition_dim=spec.condition_dim)
-    except ValueError as err:
-        raise WeightsError(f"{json_path} gives unusable layer widths: {err}") from err
-    check_state_matches(generator, state, pt_path, meta["widths"])
-    generator.load_state_dict(state, strict=True)
+    if len(meta["widths"]) != LEVELS or max(meta["widths"]) > MAX_WIDTH:
+        raise WeightsError(f"{json_path}: the field 'widths' must be {LEVELS} layer widths of at most {MAX_WIDTH} "
+                           f"channels, got {meta['widths']}.")
+    generator = fitted_generator(state, meta["widths"], pt_path, in_channels=spec.in_channels,
+                                 condition_dim=spec.condition_dim)
     generator.to(map_location).eval()
     return Weights(generator=generator, metadata=meta, path=pt_path, sha256=sha, spec=spec)
+
+
+def fitted_generator(state: dict, widths: list[int], pt_path: Path, *, in_channels: int = 1,
+                     condition_dim: int = 0) -> Generator:
+    """A generator of ``widths`` holding ``state``, or a WeightsError; the shapes are checked first on a
+    generator without storage (the "meta" device), so that widths the state does not fit allocate nothing."""
+    with torch.device("meta"):
+        shapes_only = Generator(widths, in_channels, condition_dim=condition_dim)
+    check_state_matches(shapes_only, state, pt_path, widths)
+    generator = Generator(widths, in_channels, condition_dim=condition_dim)
+    generator.load_state_dict(state, strict=True)
+    return generator
 
 
 def check_state_matches(generator: Generator, state: dict, pt_path: Path, widths: list) -> None:
@@ -316,8 +327,10 @@ class InstalledWeights:
         """One line: the metadata's own description, or what the training record says."""
         if self.metadata.get("description"):
             return str(self.metadata["description"])
-        pairs = self.metadata.get("training", {}).get("pairs")
-        return f"trained by Struc2map on {len(pairs)} map/model pairs" if pairs else "no description"
+        training = self.metadata.get("training")
+        pairs = training.get("pairs") if isinstance(training, dict) else None
+        return f"trained by Struc2map on {len(pairs)} map/model pairs" if isinstance(pairs, list) and pairs \
+            else "no description"
 
 
 def shipped_weights_folders() -> list[Path]:
@@ -346,21 +359,23 @@ def installed_weights() -> list[InstalledWeights]:
 
 
 def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """The ``.pt`` of weights given as a path (NAME.pt, NAME.json or NAME) or, failing that, as an installed name.
+    """The ``.pt`` of weights given as a path or as the name of installed weights.
 
-    Something that can only be a path (it holds a folder separator or ends in
-    .pt or .json) is returned as such, for load_weights to say what is missing.
+    A path holds a folder separator or ends in .pt or .json (NAME.pt, ./NAME);
+    it is returned as such, for load_weights to say what is missing. A bare
+    name is only ever an installed name: files of that name in the working
+    folder are not taken for it (``./NAME`` names them).
     """
-    path = Path(name_or_path).expanduser()
-    pt_path, json_path = weights_file_pair(path)
     name = str(name_or_path)
-    if pt_path.is_file() or json_path.is_file() or path.suffix in (".pt", ".json") or "/" in name or "\\" in name:
-        return pt_path
+    path = Path(name_or_path).expanduser()
+    if path.suffix in (".pt", ".json") or "/" in name or "\\" in name or name.startswith("~"):
+        return weights_file_pair(path)[0]
     installed = installed_weights()
     for entry in installed:
         if entry.name == name:
             return entry.path
     names = ", ".join(dict.fromkeys(w.name for w in installed)) or "none"
-    raise WeightsError(f"No weights '{name}': it is not a weights file, nor the name of installed weights "
-                       f"(installed: {names}; see 'struc2map weights list', and 'struc2map weights import' "
-                       f"to add the published checkpoint).")
+    here = f"; for the file {name}.pt in this folder give ./{name}.pt" if weights_file_pair(path)[0].is_file() else ""
+    raise WeightsError(f"No weights '{name}': it is not the name of installed weights (installed: {names}; see "
+                       f"'struc2map weights list', and 'struc2map weights import' to add the published "
+                       f"checkpoint){here}.")

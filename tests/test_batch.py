@@ -182,3 +182,16 @@ def test_two_processes_under_torchrun(models, tiny_weights, tmp_path):
     assert sorted(p.name for p in out.glob("*.mrc")) == [f"{s}.mrc" for s in GOOD]
     assert "[rank 0/2] batch: 1 done, 0 skipped (map already there), 1 failed of 2" in proc.stdout
     assert "[rank 1/2] batch: 2 done, 0 skipped (map already there), 0 failed of 2" in proc.stdout
+    assert "[rank 0/2] waiting for the other 1 torchrun processes to finish (meeting at 127.0.0.1:29533, " \
+           "for up to 24 h)" in proc.stdout
+
+
+def test_a_stray_master_addr_makes_no_meeting(monkeypatch):
+    """RANK/WORLD_SIZE set by hand and a MASTER_ADDR left over, no torchrun: nothing to wait for (was 7 days)."""
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29534")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    said = []
+    assert batch.failures_on_all_ranks(3, 2, echo=said.append) == 3 and said == []

@@ -50,8 +50,12 @@ def test_fetch_downloads_pairs_that_prepare_reads(server, tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("# T20S fragment\nEMD-5623 3J9I\nEMD-9999 9ZZZ 4.0\n", encoding="utf-8")
     out = tmp_path / "fetched"
+    out.mkdir()
+    (tmp_path / "victim.txt").write_text("precious\n")
+    (out / "pairs.csv").symlink_to(tmp_path / "victim.txt")  # replaced, never written through
     args = ["fetch", str(ids), "--output", str(out), "--emdb-url", f"{server}/emdb", "--pdb-url", f"{server}/pdb"]
     assert cli.main(args) == 1  # the second entry is not on the server
+    assert (tmp_path / "victim.txt").read_text() == "precious\n" and not (out / "pairs.csv").is_symlink()
     pair, = read_pairs(out / "pairs.csv")
     assert (pair.name, pair.resolution, pair.emdb, pair.pdb) == ("emd5623_3j9i", 3.3, "EMD-5623", "3J9I")
     assert not list(out.rglob("*.part")), "no partial download is left behind"

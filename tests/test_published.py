@@ -5,6 +5,7 @@ machines, so checkpoints are built here in its layout (Lightning's keys,
 ``generator.``/``discriminator.`` prefixes, optimiser and scheduler states);
 the test of the real file runs only where it is present.
 """
+import json
 import os
 import sys
 import types
@@ -177,6 +178,11 @@ def test_malicious_checkpoint_is_refused_without_running_it(tmp_path):
     (lambda c: [c["state_dict"].pop(k) for k in list(c["state_dict"]) if k.startswith("generator.")],
      "no 'generator.' parameters"),
     (lambda c: c.pop("state_dict"), "not a PyTorch Lightning checkpoint"),
+    # a first layer of 100,000 channels would need a terabyte-sized generator: refused, nothing allocated
+    (lambda c: c["state_dict"].update({"generator.conv0_0.conv1.weight": torch.zeros(100_000, 1, 1, 1, 1)}),
+     "at most 4096 channels"),
+    (lambda c: c["state_dict"].update({"generator.conv0_0.conv1.weight": torch.zeros(4000, 1, 1, 1, 1)}),
+     "of the wrong shape: conv0_0"),
 ])
 def test_damaged_checkpoints_are_clear_errors(tmp_path, edit, message):
     ckpt = tmp_path / "bad.ckpt"
@@ -201,9 +207,30 @@ def test_import_refuses_bad_names_and_existing_weights(tmp_path):
     with pytest.raises(WeightsError, match="cannot name weights"):
         import_checkpoint(ckpt, name="../escape")
     import_checkpoint(ckpt)
-    with pytest.raises(WeightsError, match="already exists"):
+    with pytest.raises(InputError, match="already exists"):
         import_checkpoint(ckpt)
     import_checkpoint(ckpt, overwrite=True)
+
+
+def test_import_output_that_is_a_file_is_one_sentence(tmp_path, capsys):
+    ckpt = tmp_path / "run.ckpt"
+    lightning_checkpoint(ckpt, optimiser=False)
+    (tmp_path / "a_file").write_text("x")
+    for output, words in ((tmp_path / "a_file", "is a file, not a folder"),
+                          (tmp_path / "a_file" / "sub", "Cannot create the weights folder")):
+        assert cli.main(["weights", "import", str(ckpt), "--output", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_import_never_replaces_the_checkpoint_it_reads(tmp_path, capsys):
+    ckpt = tmp_path / "x.pt"  # a checkpoint named like the weights it would become
+    lightning_checkpoint(ckpt, optimiser=False)
+    before = ckpt.read_bytes()
+    assert cli.main(["weights", "import", str(ckpt), "--output", str(tmp_path), "--name", "x", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "it is an input of this run" in err and len(err.strip().splitlines()) == 1
+    assert ckpt.read_bytes() == before and not (tmp_path / "x.json").exists()
 
 
 def test_cli_import_list_and_generate_by_name(tmp_path, data, tiny_weights, capsys):
@@ -225,7 +252,7 @@ def test_cli_import_list_and_generate_by_name(tmp_path, data, tiny_weights, caps
     assert f"weights {file_sha256(weights_folder() / 'mine.pt')[:12]}" in capsys.readouterr().out
     assert cli.main(["generate", str(model), "-r", "4", "-o", str(tmp_path / "no.mrc"), "--weights", "nothing"]) == 2
     err = capsys.readouterr().err
-    assert "No weights 'nothing': it is not a weights file, nor the name of installed weights (installed: mine" in err
+    assert "No weights 'nothing': it is not the name of installed weights (installed: mine" in err
     assert cli.main(["weights", "import", str(ckpt), "--name", "mine"]) == 2
     assert "already exists" in capsys.readouterr().err
 
@@ -237,6 +264,40 @@ def test_weights_given_as_a_path_resolve_to_that_file(tiny_weights, tmp_path):
     assert resolve_weights(tiny_weights.path) == tiny_weights.path
     assert resolve_weights(tiny_weights.path.with_suffix("")) == tiny_weights.path
     assert resolve_weights(tiny_weights.path.with_suffix(".json")) == tiny_weights.path
+
+
+def test_a_bare_name_never_means_a_file_in_the_working_folder(tiny_weights, tmp_path, monkeypatch):
+    """Unrelated v1.pt/v1.json where the command runs: --weights v1 is the installed v1, never those."""
+    monkeypatch.chdir(tmp_path)
+    for suffix in (".pt", ".json"):
+        (tmp_path / f"v1{suffix}").write_bytes(tiny_weights.path.with_suffix(suffix).read_bytes())
+    shipped = [w for w in installed_weights() if w.name == "v1"]
+    if shipped:
+        assert resolve_weights("v1") == shipped[0].path != tmp_path / "v1.pt"
+    (tmp_path / "mine.pt").write_bytes(tiny_weights.path.read_bytes())
+    with pytest.raises(WeightsError, match=r"not the name of installed weights .*; for the file mine\.pt in this "
+                                           r"folder give \./mine\.pt"):
+        resolve_weights("mine")
+    assert resolve_weights("./v1") == Path("v1.pt")
+
+
+@pytest.mark.parametrize("change", [{"description": "", "training": [1, 2]},
+                                    {"description": "", "training": {"pairs": 5}},
+                                    {"output": {"resolution_range": [9, 2]}}])
+def test_weights_list_names_a_bad_file_and_lists_the_rest(tmp_path, capsys, change):
+    ckpt = tmp_path / "run.ckpt"
+    lightning_checkpoint(ckpt, optimiser=False)
+    for name in ("bad", "good"):
+        import_checkpoint(ckpt, name=name)
+    meta_path = weights_folder() / "bad.json"
+    meta = json.loads(meta_path.read_text())
+    meta.update(change)
+    meta_path.write_text(json.dumps(meta))
+    assert cli.main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "good: Lightning checkpoint run.ckpt" in out and "Traceback" not in out
+    assert ("bad: cannot be used: " in out and "resolution_range" in out) if "output" in change else \
+        "bad: no description" in out
 
 
 def test_input_recipe_is_honoured(tmp_path, fragment, monkeypatch):

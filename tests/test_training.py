@@ -1,6 +1,7 @@
 """Training subpackage end to end on a small real pair: prepare -> train -> export -> evaluate, plus DDP."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -163,12 +164,35 @@ def test_train_resume_export_evaluate(dataset, data, tmp_path, capsys):
     assert w.metadata["output"]["resolution"] == 3.3
 
     ev = tmp_path / "eval"
+    ev.mkdir()
+    (tmp_path / "victim.txt").write_text("precious\n")
+    (ev / "results.csv").symlink_to(tmp_path / "victim.txt")  # replaced, never written through
     assert cli.main(["evaluate", str(data("bundled_pairs.txt")), "--only", SMALL, "--weights", str(weights),
                      "--output", str(ev), "--device", "cpu"]) == 0
     table = (ev / "results.md").read_text(encoding="utf-8")
     for method in ("generator", "molmap_2A", "molmap_reported"):
         assert f"| {SMALL} | 3.3 | {method} |" in table
     assert (ev / "scatter.png").stat().st_size > 1000
+    assert (tmp_path / "victim.txt").read_text() == "precious\n" and not (ev / "results.csv").is_symlink()
+
+
+def test_links_planted_in_run_and_dataset_folders_are_replaced_not_written_through(dataset, data, tmp_path):
+    out, _ = dataset
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("config.json", "history.csv", "losses.png"):
+        (run_dir / name).symlink_to(victim)
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "1", *TINY]) == 0
+    (out / "index.json").replace(tmp_path / "index.json")
+    (out / "index.json").symlink_to(victim)
+    prepare(select(read_pairs(data("bundled_pairs.txt")), [SMALL]), out, log=lambda s: None)
+    assert victim.read_text() == "precious\n"
+    for path in (run_dir / "config.json", run_dir / "history.csv", run_dir / "losses.png", out / "index.json"):
+        assert path.is_file() and not path.is_symlink()
+    rewritten, before = (json.loads(p.read_text()) for p in (out / "index.json", tmp_path / "index.json"))
+    assert rewritten["pairs"] == before["pairs"] and rewritten["tiles"] == before["tiles"]
 
 
 def test_two_processes_with_gloo(dataset, tmp_path):
@@ -213,3 +237,128 @@ def test_training_commands_refuse_user_mistakes_in_one_sentence(dataset, tmp_pat
         assert words in err and "Traceback" not in err, (argv, err)
     history = (run_dir / "history.csv").read_text(encoding="utf-8")
     assert "nan" not in history.lower()  # a run without an average writes an empty field, not NaN
+
+
+def test_training_settings_and_files_that_cannot_work_are_one_sentence(dataset, data, tiny_weights, tmp_path, capsys,
+                                                                       monkeypatch):
+    """Issue 19: each was a traceback (or, for --ema-decay 2, silently accepted)."""
+    out, _ = dataset
+    run = ["train", str(out), "--run-dir"]
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    torch.save({"config": {}, "evil": Payload()}, payload / "checkpoint.pt")
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "checkpoint.pt").write_bytes(os.urandom(4096))
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+    (linked / "checkpoint.pt").symlink_to(tmp_path / "notes.txt")
+    no_config = tmp_path / "no_config"
+    no_config.mkdir()
+    (no_config / "index.json").write_text(json.dumps({"pairs": {}, "tiles": []}))
+    no_pairs = tmp_path / "no_pairs"
+    no_pairs.mkdir()
+    (no_pairs / "index.json").write_text((out / "index.json").read_text())  # its pairs/*.npz are not there
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01" * 20)
+    cases = [
+        ([*run, str(tmp_path / "r"), *TINY, "--batch-size", "0"], "--batch-size must be at least 1"),
+        ([*run, str(tmp_path / "r"), *TINY, "--batch-size", "-1"], "--batch-size must be at least 1"),
+        ([*run, str(tmp_path / "r"), "--widths", "4", "8"], "--widths must be 4 layer widths"),
+        ([*run, str(tmp_path / "r"), *TINY, "--lr", "-1"], "--lr must be above 0"),
+        ([*run, str(tmp_path / "r"), *TINY, "--in-channels", "5"], "--in-channels must be 1 or 2"),
+        ([*run, str(tmp_path / "r"), *TINY, "--ema-decay", "2"], "--ema-decay must be 0"),
+        ([*run, str(tmp_path / "r"), "--widths", "4", "8", "8", "64", *TINY[5:], "--init-weights",
+          str(tiny_weights.path)],
+         "has widths 4 8 16 32, not the 4 8 8 64"),
+        ([*run, str(payload), *TINY], "holds Python objects that are refused"),
+        ([*run, str(garbage), *TINY], "cannot be read as a checkpoint"),
+        ([*run, str(linked), *TINY], "cannot be read as a checkpoint"),
+        (["train", str(no_config), "--run-dir", str(tmp_path / "r"), *TINY], "it lacks config"),
+        (["train", str(no_pairs), "--run-dir", str(tmp_path / "r"), *TINY], "prepare the dataset again"),
+        ([*run, str(a_file), *TINY], "is a file, not a folder"),
+        (["prepare", str(tmp_path / "binary.csv"), "-o", str(a_file)], "not a text file"),
+        (["export", str(garbage), "--dataset", str(out), "-o", str(tmp_path / "w.pt")], "cannot be read as a"),
+        (["evaluate", str(data("bundled_pairs.txt")), "--only", SMALL, "--weights", str(tiny_weights.path), "-o",
+          str(a_file)], "is a file, not a folder"),
+        (["prepare", str(data("bundled_pairs.txt")), "--only", SMALL, "-o", str(a_file)], "is a file, not a folder"),
+    ]
+    for argv, words in cases:
+        capsys.readouterr()
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert words in err and "Traceback" not in err and len(err.splitlines()) == 1, (argv, err)
+        assert "weights_only=False" not in err
+    assert not Payload.ran and (tmp_path / "notes.txt").read_text() == "not a checkpoint\n"
+    for rank, world, words in (("abc", "2", "whole numbers"), ("0", "abc", "whole numbers"),
+                               ("0", "0", "WORLD_SIZE is 0"), ("0", "2", "torchrun did not start")):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", world)
+        monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+        capsys.readouterr()
+        assert cli.main([*run, str(tmp_path / "r"), *TINY]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["prepare", str(a_file), "-o", str(tmp_path / "d"), "--cut-to-map", "flase"])
+    assert exit_.value.code == 2 and "expected true or false, got 'flase'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+
+
+def test_export_refuses_a_missing_or_binary_metrics_file(dataset, tmp_path, capsys):
+    out, _ = dataset
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "1", *TINY]) == 0
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01" * 20)
+    for metrics, words in ((tmp_path / "missing.csv", "does not exist"), (tmp_path / "binary.csv", "not a CSV")):
+        capsys.readouterr()
+        assert cli.main(["export", str(run_dir), "--dataset", str(out), "-o", str(tmp_path / "w.pt"),
+                         "--metrics", str(metrics)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+    assert not (tmp_path / "w.pt").exists()
+
+
+def test_sigterm_saves_the_checkpoint_and_exits_143(dataset, tmp_path):
+    """A scheduler that stops a job must not read success (was exit 0)."""
+    out, _ = dataset
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "chimerax.struc2map.cli", "train", str(out), "--run-dir",
+                             str(run_dir), "--epochs", "1000", *TINY], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    for line in proc.stdout:
+        if line.startswith("epoch 1/1000"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] >= 1
+
+
+class Payload:
+    """Unpickling it would set ``ran``: a checkpoint must never run code."""
+
+    ran = False
+
+    def __reduce__(self):
+        return (setattr, (Payload, "ran", True))
+
+
+def test_export_never_replaces_its_inputs_even_with_overwrite(dataset, tmp_path, capsys):
+    out, _ = dataset
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "1", *TINY]) == 0
+    kept = {p: p.read_bytes() for p in (run_dir / "checkpoint.pt", out / "index.json")}
+    for target in kept:
+        capsys.readouterr()
+        assert cli.main(["export", str(run_dir), "--dataset", str(out), "-o", str(target), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert "it is an input of this run" in err and len(err.strip().splitlines()) == 1, err
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert not (run_dir / "checkpoint.json").exists() and not (out / "index.pt").exists()

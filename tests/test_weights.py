@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from chimerax.struc2map import weights_io as weights_module
-from chimerax.struc2map.errors import WeightsError
+from chimerax.struc2map.errors import Struc2mapError, WeightsError
 from chimerax.struc2map.network import Generator
 from chimerax.struc2map.weights_io import (
     MISSING_WEIGHTS_HELP,
@@ -95,7 +95,7 @@ def test_plain_torch_load_reads_the_state_dict(saved):
 
 
 def test_overwrite(saved):
-    with pytest.raises(WeightsError, match="already exists"):
+    with pytest.raises(Struc2mapError, match="already exists"):
         save_weights(saved, random_generator(seed=1), {})
     save_weights(saved, random_generator(seed=1), {}, overwrite=True)
     w = load_weights(saved)
@@ -202,6 +202,14 @@ def test_default_weights_path(tmp_path, monkeypatch):
     assert default_weights_path() is None
 
 
+def test_widths_the_tensors_do_not_fit_allocate_nothing(saved):
+    """Metadata claiming 4096-channel layers: the shapes are compared before a generator is built (was a
+    multi-gigabyte allocation, then a traceback)."""
+    edit_metadata(saved, widths=[4096] * 4)
+    with pytest.raises(WeightsError, match=r"do not fit a U-Net\+\+ generator of widths \[4096, 4096, 4096, 4096\]"):
+        load_weights(saved)
+
+
 def test_missing_weights_help():
     for phrase in ("No trained Struc2map weights are installed", "weights/struc2map_generator.pt",
                    "--weights FILE", "struc2map train", "docs/training.md"):
@@ -210,8 +218,6 @@ def test_missing_weights_help():
 
 def test_weights_created_meanwhile_are_not_replaced(tmp_path, monkeypatch):
     """No-overwrite holds even against a file that appears while the weights are written (was check-then-write)."""
-    from chimerax.struc2map.errors import Struc2mapError
-
     target = tmp_path / "w.pt"
     real_save = torch.save
 

@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
+import signal
+import sys
 from pathlib import Path
 
 from .pairs import read_pairs, select
 from .prepare import PrepareConfig, prepare
 from .train import TrainConfig
+
+
+def _boolean(text: str) -> bool:
+    """true/yes/on/1 or false/no/off/0 (any case); anything else is refused, not read as false."""
+    word = text.strip().lower()
+    if word in ("true", "yes", "on", "1"):
+        return True
+    if word in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
@@ -20,8 +31,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
-                                metavar="BOOL", help=f"(default {default})")
+            parser.add_argument(flag, type=_boolean, default=default, metavar="BOOL", help=f"(default {default})")
         elif isinstance(default, tuple):
             kind = type(default[0]) if default else int
             parser.add_argument(flag, type=kind, nargs="+", default=default,
@@ -102,6 +112,11 @@ def _train(args: argparse.Namespace) -> int:
     history = trainer.run()
     if history and trainer.rank == 0:
         print(json.dumps(history[-1]))
+    if trainer.stopped_by is not None:  # a scheduler must not read success: the shell's 128 + signal number
+        name = signal.Signals(trainer.stopped_by).name
+        print(f"struc2map: stopped by {name} at epoch {trainer.epoch}; the checkpoint is saved and running the "
+              "command again resumes from it.", file=sys.stderr)
+        return 128 + trainer.stopped_by
     return 0
 
 
@@ -118,11 +133,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .export import export_run
 
-    metrics = None
-    if args.metrics:
-        with open(args.metrics, newline="", encoding="utf-8") as f:
-            metrics = list(csv.DictReader(f))
-    path = export_run(args.run, args.dataset, args.output, which=args.which, metrics=metrics,
+    path = export_run(args.run, args.dataset, args.output, which=args.which, metrics=args.metrics,
                       overwrite=args.overwrite)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0

@@ -21,9 +21,28 @@ def read_index(dataset_dir: Path) -> dict:
     if not path.is_file():
         raise InputError(f"{dataset_dir} is not a dataset made by 'struc2map prepare' (it has no index.json).")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        index = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"{path} is damaged ({err}); prepare the dataset again.") from None
+    kinds = {"config": dict, "pairs": dict, "tiles": list}
+    wrong = [key for key, kind in kinds.items() if not isinstance(index, dict) or not isinstance(index.get(key), kind)]
+    if not wrong and not isinstance(index["config"].get("tile_size"), int):
+        wrong = ["config.tile_size"]
+    if wrong:
+        raise InputError(f"{path} is not an index of 'struc2map prepare' (it lacks {', '.join(wrong)}); prepare the "
+                         "dataset again.")
+    return index
+
+
+def load_volumes(dataset_dir: Path, file: str, keys: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The arrays ``keys`` of a prepared file of the dataset; an InputError when it is missing or damaged."""
+    path = Path(dataset_dir) / file
+    try:
+        with np.load(path) as z:
+            return tuple(z[key] for key in keys)
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        raise InputError(f"The prepared file {path} cannot be read ({getattr(err, 'strerror', None) or err}); "
+                         "prepare the dataset again.") from None
 
 
 class TileSampler:
@@ -52,8 +71,7 @@ class TileSampler:
         self.names = names
         self.volumes = {}
         for name in names:
-            with np.load(dataset_dir / index["pairs"][name]["file"]) as z:
-                self.volumes[name] = (z["input"], z["targets"], z["levels"])
+            self.volumes[name] = load_volumes(dataset_dir, index["pairs"][name]["file"], ("input", "targets", "levels"))
         tiles = [t for t in index["tiles"] if t[0] in set(names)]
         if not tiles:
             raise InputError(f"The prepared dataset {dataset_dir} has no tiles in the selected pairs.")
@@ -114,8 +132,7 @@ class RealTileSampler:
         self.tile_size = index["config"]["tile_size"]
         self.volumes = {}
         for name, entry in index.get("unpaired", {}).items():
-            with np.load(dataset_dir / entry["file"]) as z:
-                self.volumes[name] = z["volume"]
+            self.volumes[name], = load_volumes(dataset_dir, entry["file"], ("volume",))
         self.tiles = [t for t in index.get("real_tiles", []) if t[0] in self.volumes]
 
     def __len__(self) -> int:

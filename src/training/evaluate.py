@@ -14,7 +14,6 @@ molmap resolution each result correlates with best (``sweep.csv``).
 """
 from __future__ import annotations
 
-import csv
 import importlib.util
 import statistics
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..files import atomic_path, output_folder, write_csv, write_text
 from ..generate import generate
 from ..grid import MapData
 from ..mapio import read_map
@@ -97,8 +97,7 @@ def closest_blur(generated: MapData, atoms) -> dict:
 def evaluate(pairs: list[Pair], weights: Weights, out_dir: str | Path, *, tiling: TilingConfig | None = None,
              device: str = "auto", log: Callable[[str], None] = print) -> list[dict]:
     """Evaluate every pair; write results.csv, results.md, sweep.csv and scatter.png into ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_folder(out_dir)
     rows, sweeps = [], []
     for pair in pairs:
         scores, sweep = evaluate_pair(pair, weights, tiling=tiling, device=device)
@@ -112,7 +111,7 @@ def evaluate(pairs: list[Pair], weights: Weights, out_dir: str | Path, *, tiling
     _write_csv(out_dir / "results.csv", rows)
     if sweeps:
         _write_csv(out_dir / "sweep.csv", sweeps)
-    (out_dir / "results.md").write_text(markdown_table(rows) + sweep_table(sweeps), encoding="utf-8")
+    write_text(out_dir / "results.md", markdown_table(rows) + sweep_table(sweeps), overwrite=True)
     if importlib.util.find_spec("matplotlib") is None:
         log("scatter.png not drawn: matplotlib is not installed (pip install matplotlib)")
     else:
@@ -121,10 +120,7 @@ def evaluate(pairs: list[Pair], weights: Weights, out_dir: str | Path, *, tiling
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(path, rows, overwrite=True)
 
 
 def sweep_table(rows: list[dict]) -> str:
@@ -172,5 +168,6 @@ def scatter_plot(rows: list[dict], path: Path) -> None:
         ax.set_title(metric)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

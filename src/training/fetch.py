@@ -8,7 +8,6 @@ never half-written.
 """
 from __future__ import annotations
 
-import csv
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -17,9 +16,12 @@ from typing import Callable
 
 from ..download import download
 from ..errors import InputError
+from ..files import output_folder, write_csv
+from ..input_files import readable_file
 
 EMDB_URL = "https://files.wwpdb.org/pub/emdb/structures"
 PDB_URL = "https://files.rcsb.org/download"
+GZIP_MAGIC = b"\x1f\x8b"  # maps and models come gzipped: anything else (an HTML page) is not kept
 
 
 @dataclass
@@ -33,17 +35,34 @@ class Entry:
 
 def read_ids(path: str | Path) -> list[Entry]:
     """Parse ``EMD-1234 1ABC [resolution]`` lines."""
+    path = readable_file(path, "ID list")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"The ID list {path} is not a text file (it is not UTF-8 text).") from None
     entries = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue
         match = re.fullmatch(r"(?:EMD-?)?(\d{4,5})", fields[0], re.IGNORECASE)
-        if len(fields) < 2 or not match or not re.fullmatch(r"[0-9][A-Za-z0-9]{3}", fields[1]):
-            raise InputError(f"{path}, line {n}: expected 'EMD-1234 1ABC [resolution]', got {line.strip()!r}.")
-        resolution = float(fields[2]) if len(fields) > 2 else None
+        resolution = _resolution(fields[2]) if len(fields) > 2 else None
+        if len(fields) not in (2, 3) or not match or not re.fullmatch(r"[0-9][A-Za-z0-9]{3}", fields[1]) \
+                or resolution == 0:
+            raise InputError(f"{path}, line {n}: expected 'EMD-1234 1ABC [resolution in Å]', got {line.strip()!r}.")
         entries.append(Entry(match.group(1), fields[1].lower(), resolution))
+    if not entries:
+        raise InputError(f"The ID list {path} lists no entries.")
     return entries
+
+
+def _resolution(text: str) -> float:
+    """A resolution in Å from an ID list, or 0 when the text is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if 0 < value < 100 else 0.0
 
 
 def header_resolution(xml_path: Path) -> float:
@@ -62,15 +81,15 @@ def header_resolution(xml_path: Path) -> float:
 def fetch(entries: list[Entry], out_dir: str | Path, *, emdb_url: str = EMDB_URL, pdb_url: str = PDB_URL,
           log: Callable[[str], None] = print) -> tuple[Path, dict[str, str]]:
     """Download every entry; write ``OUT/pairs.csv``; return its path and the failures {name: reason}."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_folder(out_dir)
     rows, failed = [], {}
     for e in entries:
         name = f"emd{e.emdb}_{e.pdb}"
         try:
             map_path = download(f"{emdb_url}/EMD-{e.emdb}/map/emd_{e.emdb}.map.gz",
-                                out_dir / name / f"emd_{e.emdb}.map.gz")
-            model_path = download(f"{pdb_url}/{e.pdb}.cif.gz", out_dir / name / f"{e.pdb}.cif.gz")
+                                out_dir / name / f"emd_{e.emdb}.map.gz", starts_with=GZIP_MAGIC)
+            model_path = download(f"{pdb_url}/{e.pdb}.cif.gz", out_dir / name / f"{e.pdb}.cif.gz",
+                                  starts_with=GZIP_MAGIC)
             resolution = e.resolution
             if resolution is None:
                 xml = download(f"{emdb_url}/EMD-{e.emdb}/header/emd-{e.emdb}.xml", out_dir / name / f"emd-{e.emdb}.xml")
@@ -84,8 +103,5 @@ def fetch(entries: list[Entry], out_dir: str | Path, *, emdb_url: str = EMDB_URL
                      "emdb": f"EMD-{e.emdb}", "pdb": e.pdb.upper()})
         log(f"{name}: ok ({resolution:g} Å)")
     pairs = out_dir / "pairs.csv"
-    with open(pairs, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["name", "map", "model", "resolution", "emdb", "pdb"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(pairs, rows, overwrite=True, fieldnames=["name", "map", "model", "resolution", "emdb", "pdb"])
     return pairs, failed

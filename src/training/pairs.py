@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import is_plain_name
 
 
 @dataclass
@@ -30,10 +31,14 @@ def _pair(row: dict, base: Path, where: str) -> Pair:
     try:
         name = row.get("name") or Path(row["map"]).parent.name or Path(row["map"]).stem
         resolution = float(row["resolution"] if "resolution" in row else row["resolution_A"])
-        return Pair(str(name), base / row["map"], base / row["model"], resolution,
+        pair = Pair(str(name), base / row["map"], base / row["model"], resolution,
                     str(row.get("emdb") or ""), str(row.get("pdb") or ""))
     except (KeyError, ValueError, TypeError) as e:
         raise InputError(f"{where}: a pair needs map, model and resolution ({e}).") from None
+    if not is_plain_name(pair.name):
+        raise InputError(f"{where}: the pair name {pair.name!r} cannot name a file in the dataset; use letters, "
+                         "digits, '.', '_' and '-', starting with a letter or digit.")
+    return pair
 
 
 def read_pairs(path: str | Path) -> list[Pair]:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from ..files import atomic_path
+from ..files import atomic_path, output_folder, write_text
 from ..grid import MapData
 from ..inputs import bfactors_informative, input_channels
 from ..mapio import read_map
@@ -153,7 +153,7 @@ def _prepare_unpaired(maps: list[Path], out_dir: Path, config: PrepareConfig, in
     """Add real maps without models to ``index`` (files under ``unpaired/``), reusing those already made."""
     from .unpaired import prepare_unpaired
 
-    (out_dir / "unpaired").mkdir(exist_ok=True)
+    output_folder(out_dir / "unpaired", "dataset folder")
     key = config.key()
     for source in maps:
         source = Path(source)
@@ -202,8 +202,8 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
     (``unpaired.py``) are listed under ``unpaired``, their tiles under
     ``real_tiles``.
     """
-    out_dir = Path(out_dir)
-    (out_dir / "pairs").mkdir(parents=True, exist_ok=True)
+    out_dir = output_folder(out_dir, "dataset folder")
+    output_folder(out_dir / "pairs", "dataset folder")
     key = config.key()
     index = {"format_version": FORMAT_VERSION, "config": asdict(config), "config_key": key,
              "pairs": {}, "dropped": {}, "failed": {}, "tiles": [], "unpaired": {}, "real_tiles": []}
@@ -250,5 +250,5 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
         index["pairs"][pair.name] = {"file": f"pairs/{pair.name}.npz", **meta, "tiles": len(corners)}
     if unpaired:
         _prepare_unpaired(unpaired, out_dir, config, index, log)
-    (out_dir / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
+    write_text(out_dir / "index.json", json.dumps(index, indent=1), overwrite=True)
     return index

@@ -13,7 +13,6 @@ validates, logs and checkpoints.
 from __future__ import annotations
 
 import copy
-import csv
 import importlib.util
 import json
 import math
@@ -30,11 +29,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from ..device import autocast as _autocast, process_device
+from ..device import autocast as _autocast, check_precision_name, process_device, rank_from_env, started_by_torchrun
 from ..errors import InputError
-from ..files import atomic_path
+from ..files import atomic_path, output_folder, write_csv, write_text
+from ..input_files import readable_file
 from ..inputs import CONDITION_DIM
-from ..network import Discriminator, Generator
+from ..network import LEVELS, MAX_WIDTH, Discriminator, Generator
 from .augment import Degradation
 from .dataset import RealTileSampler, TileSampler
 from .losses import ssim_loss
@@ -73,11 +73,63 @@ class TrainConfig:
     train_pairs: list[str] | None = None
     val_pairs: list[str] = field(default_factory=list)
 
+    def check(self) -> None:
+        """An InputError naming the first setting that cannot train, before anything is built."""
+        widths = tuple(self.widths) + tuple(self.disc_widths)
+        if len(self.widths) != LEVELS or not self.disc_widths or not all(1 <= w <= MAX_WIDTH for w in widths):
+            raise InputError(f"--widths must be {LEVELS} layer widths and --disc-widths one or more, each from 1 to "
+                             f"{MAX_WIDTH}, got {' '.join(map(str, self.widths))} and "
+                             f"{' '.join(map(str, self.disc_widths))}.")
+        if self.in_channels not in (1, 2) or self.condition_dim not in (0, CONDITION_DIM):
+            raise InputError(f"--in-channels must be 1 or 2 and --condition-dim 0 or {CONDITION_DIM}, got "
+                             f"{self.in_channels} and {self.condition_dim}.")
+        bounds = {"batch-size": (self.batch_size, 1, None), "steps-per-epoch": (self.steps_per_epoch, 1, None),
+                  "val-tiles": (self.val_tiles, 1, None), "epochs": (self.epochs, 0, None),
+                  "plateau-patience": (self.plateau_patience, 0, None), "adv-weight": (self.adv_weight, 0, None),
+                  "ssim-weight": (self.ssim_weight, 0, None), "smooth-l1-beta": (self.smooth_l1_beta, 0, None),
+                  "bfactor-dropout": (self.bfactor_dropout, 0, 1), "real-fraction": (self.real_fraction, 0, 1),
+                  "empty-fraction": (self.empty_fraction, 0, 1), "degrade-p": (self.degrade_p, 0, 1)}
+        for flag, (value, low, high) in bounds.items():
+            if not (low <= value <= (math.inf if high is None else high)):  # NaN fails too
+                span = f"at least {low:g}" if high is None else f"from {low:g} to {high:g}"
+                raise InputError(f"--{flag} must be {span}, got {value:g}.")
+        for flag, value, high in (("lr", self.lr, math.inf), ("disc-lr", self.disc_lr, math.inf),
+                                  ("plateau-factor", self.plateau_factor, 1.0)):
+            if not 0 < value < high:
+                raise InputError(f"--{flag} must be above 0" + ("" if high == math.inf else f" and below {high:g}")
+                                 + f", got {value:g}.")
+        if not 0 <= self.ema_decay < 1:
+            raise InputError(f"--ema-decay must be 0 (no average) or a decay below 1, got {self.ema_decay:g}.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise InputError(f"--max-minutes must be a positive number of minutes, got {self.max_minutes:g}.")
+        check_precision_name(self.precision)
+
+
+def read_checkpoint(path: Path, keys: tuple[str, ...] = ("config", "epoch", "step", "seconds", "history",
+                                                          "best_val", "G", "optG", "schedG")) -> dict:
+    """A file the trainer wrote (checkpoint.pt with ``keys``, or best_generator.pt: ``keys=()``) as plain
+    tensors and values, on the CPU; an InputError when it is anything else."""
+    readable_file(path, "checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types; its message may advise weights_only=False, never wise here
+        raise InputError(f"{path} cannot be read as a checkpoint of 'struc2map train': it is damaged, not a PyTorch "
+                         f"file, or holds Python objects that are refused because they could run code "
+                         f"({type(err).__name__}).") from None
+    missing = [key for key in keys if key not in state] if isinstance(state, dict) else ["everything"]
+    if missing:
+        raise InputError(f"{path} is not a checkpoint of 'struc2map train' (it lacks {', '.join(missing)}).")
+    return state
+
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when started by torchrun."""
-    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+    """(rank, world size); joins the process group when torchrun started several processes."""
+    rank, world = rank_from_env()
+    if world == 1:
         return 0, 1
+    if not started_by_torchrun():
+        raise InputError(f"WORLD_SIZE is {world} but torchrun did not start this process: train several processes "
+                         "with torchrun (docs/training.md), or unset RANK and WORLD_SIZE.")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
@@ -88,10 +140,7 @@ class Trainer:
 
     def __init__(self, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig,
                  log: Callable[[str], None] = print):
-        if config.max_minutes is not None and not config.max_minutes > 0:
-            raise InputError(f"--max-minutes must be a positive number of minutes, got {config.max_minutes:g}.")
-        if not 0.0 <= config.real_fraction <= 1.0:
-            raise InputError(f"--real-fraction must be between 0 and 1, got {config.real_fraction:g}.")
+        config.check()
         self.config, self.log = config, log
         self.run_dir = Path(run_dir)
         self.rank, self.world = _distributed()
@@ -127,8 +176,9 @@ class Trainer:
         self.epoch, self.step, self.seconds = 0, 0, 0.0
         self.history: list[dict] = []
         self.best_val = math.inf
-        self._stop = False
+        self.stopped_by: int | None = None  # the signal (SIGTERM, SIGINT) that ended the run early
         self._warned_plot = False
+        output_folder(self.run_dir, "run folder")
         if (self.run_dir / "checkpoint.pt").exists():
             self._resume()
         self.Gp = DistributedDataParallel(self.G) if self.world > 1 else self.G
@@ -148,7 +198,6 @@ class Trainer:
         """Write checkpoint.pt atomically (process 0 only)."""
         if self.rank != 0:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._save(self._state(), "checkpoint.pt")
 
     def _save(self, obj, name: str) -> None:
@@ -157,7 +206,7 @@ class Trainer:
             torch.save(obj, tmp)
 
     def _resume(self) -> None:
-        state = torch.load(self.run_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
+        state = read_checkpoint(self.run_dir / "checkpoint.pt")
         if tuple(state["config"]["widths"]) != tuple(self.config.widths):
             raise InputError(f"The checkpoint in {self.run_dir} has widths {tuple(state['config']['widths'])}, not "
                              f"the requested {tuple(self.config.widths)}: resume with those, or use another run folder.")
@@ -234,21 +283,20 @@ class Trainer:
         return total / max(n, 1)
 
     # -- the loop -----------------------------------------------------------
-    def _request_stop(self, *_) -> None:
-        self._stop = True
+    def _request_stop(self, signum: int, _frame) -> None:
+        self.stopped_by = signum
 
     def run(self) -> list[dict]:
         """Train until ``epochs`` or ``max_minutes``; checkpoint after every epoch and on SIGTERM/SIGINT."""
         cfg = self.config
         if self.rank == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1), encoding="utf-8")
+            write_text(self.run_dir / "config.json", json.dumps(asdict(cfg), indent=1), overwrite=True)
         old = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         started = time.time()
         seconds_before = self.seconds
         try:
             self.G.train()
-            while self.epoch < cfg.epochs and not self._stop:
+            while self.epoch < cfg.epochs and self.stopped_by is None:
                 rng = np.random.default_rng([cfg.seed, self.rank, self.epoch])
                 sums = {"rec": 0.0, "ssim": 0.0, "adv": 0.0, "disc": 0.0}
                 t0 = time.time()
@@ -261,7 +309,7 @@ class Trainer:
                     for k, v in self.train_step(x, c, y, unpaired).items():
                         sums[k] += v / cfg.steps_per_epoch
                     self.step += 1
-                    if self._stop:
+                    if self.stopped_by is not None:
                         break
                 val = self.validate()
                 self.schedG.step(val)
@@ -296,10 +344,8 @@ class Trainer:
         """history.csv and losses.png in the run folder."""
         if not self.history:
             return
-        with open(self.run_dir / "history.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(self.history[-1]), restval="")  # a resumed run may add columns
-            w.writeheader()
-            w.writerows(self.history)
+        # the last row's columns: a resumed run may add some
+        write_csv(self.run_dir / "history.csv", self.history, overwrite=True, fieldnames=list(self.history[-1]))
         if importlib.util.find_spec("matplotlib") is None:
             if not self._warned_plot:
                 self.log("losses.png not drawn: matplotlib is not installed (pip install matplotlib)")
@@ -328,5 +374,6 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax.set_ylabel("loss")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import WeightsError
 from ..network import Generator
 from ..weights_io import load_weights
 
@@ -17,13 +18,14 @@ def warm_start(generator: Generator, weights_path: str) -> str:
     """
     previous = load_weights(weights_path).generator
     if tuple(previous.widths) != tuple(generator.widths):
-        raise ValueError(f"{weights_path} has widths {previous.widths}, the new generator {generator.widths}")
+        raise WeightsError(f"--init-weights {weights_path} has widths {' '.join(map(str, previous.widths))}, not the "
+                           f"{' '.join(map(str, generator.widths))} of --widths: train with those widths.")
     old = previous.state_dict()
     state = generator.state_dict()
     copied, widened = 0, 0
     for key, value in old.items():
         if key not in state:
-            raise ValueError(f"{weights_path} has a parameter {key} the new generator lacks")
+            raise WeightsError(f"--init-weights {weights_path} has a parameter {key} the new generator lacks.")
         target = state[key]
         if target.shape == value.shape:
             target.copy_(value)
@@ -34,8 +36,8 @@ def warm_start(generator: Generator, weights_path: str) -> str:
             target[:, :value.shape[1]] = value
             widened += 1
         else:
-            raise ValueError(f"{key}: shape {tuple(value.shape)} in {weights_path} cannot start "
-                             f"{tuple(target.shape)}")
+            raise WeightsError(f"--init-weights {weights_path}: its {key} of shape {tuple(value.shape)} cannot "
+                               f"start one of shape {tuple(target.shape)}.")
     with torch.no_grad():
         generator.load_state_dict(state)
     fresh = len(state) - copied - widened
