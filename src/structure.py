@@ -16,11 +16,16 @@ Policy (what ChimeraX's ``molmap #1`` would use, except for hydrogens):
 - Unknown elements (``X``, e.g. UNX atoms, or a symbol such as ``XX``) count
   as carbon (Z = 6) with a warning naming the atoms: a modelled atom presumably
   has density. ChimeraX's molmap gives them weight 0.
+- What the file says about its origin (mmCIF ``_software``, ``_exptl`` and
+  ModelCIF QA tables, PDB header lines, the file name) is kept as a
+  :class:`plddt.ModelHeader`, so that a predicted model's pLDDT column is
+  recognised (plddt.py).
 """
 from __future__ import annotations
 
+import gzip
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gemmi
@@ -29,6 +34,7 @@ import numpy as np
 from .errors import InputError
 from .input_files import readable_file, shown
 from .memory import MODEL_READ_FACTOR, check_file_read
+from .plddt import HEADER_RECORDS, ModelHeader
 
 UNKNOWN_ELEMENT_Z = 6
 NAMED_ATOMS = 5  # unknown-element atoms named in the warning; the rest are counted
@@ -43,6 +49,7 @@ class Atoms:
     b_factors: np.ndarray  # (N,) float64
     elements: np.ndarray  # (N,) str
     source: str = ""  # file name, for messages
+    header: ModelHeader = field(default_factory=ModelHeader)  # the model's origin, as its file says
 
     def __len__(self) -> int:
         return len(self.coords)
@@ -56,8 +63,9 @@ def read_structure(path, *, hydrogens: bool = False, waters: bool = True) -> Ato
         raise InputError(f"The structure file name {shown(path)} is not valid UTF-8, which the model reader needs; "
                          "rename the file.")
     check_file_read(path, MODEL_READ_FACTOR, way_out="use a machine with more memory or split the model")
+    doc = gemmi.cif.Document()  # filled for mmCIF files: their metadata feed the header
     try:
-        st = gemmi.read_structure(str(path), merge_chain_parts=True)
+        st = gemmi.read_structure(str(path), merge_chain_parts=True, save_doc=doc)
     except IndexError:  # gemmi's words for an mmCIF file without a data block are C++ internals
         raise InputError(f"Could not read {name} as a PDB or mmCIF model: it holds no mmCIF data block.") from None
     except Exception as e:  # gemmi raises RuntimeError/ValueError on bad input
@@ -90,7 +98,35 @@ def read_structure(path, *, hydrogens: bool = False, waters: bool = True) -> Ato
         warnings.warn(f"{name}: {int(unknown.sum())} atom(s) of unknown element are treated as carbon: "
                       f"{', '.join(which)}{more}.")
         z = np.where(unknown, UNKNOWN_ELEMENT_Z, z)
-    return Atoms(xyz, z, b, el, source=name)
+    return Atoms(xyz, z, b, el, source=name, header=_model_header(path, doc))
+
+
+def _model_header(path: Path, doc: gemmi.cif.Document) -> ModelHeader:
+    """The file's word on the model's origin: mmCIF metadata when ``doc`` holds a block, else PDB header lines."""
+    if len(doc) == 0:
+        records = _pdb_header_lines(path)
+        experiment = " ".join(line[10:].strip() for line in records if line.startswith("EXPDTA"))
+        return ModelHeader(records=tuple(records), experiment=experiment, file_name=path.name)
+    block = doc[0]
+    software = tuple(" | ".join(row.str(i) if row.has(i) else "" for i in range(3))
+                     for row in block.find("_software.", ["name", "?classification", "?description"]))
+    with_values = set(block.find_values("_ma_qa_metric_local.metric_id"))
+    metrics = tuple(" ".join(dict.fromkeys(row.str(i) for i in (1, 2) if row.has(i)))  # name, and type if other
+                    for row in block.find("_ma_qa_metric.", ["id", "name", "?type"]) if row[0] in with_values)
+    experiment = " ".join(gemmi.cif.as_string(v) for v in block.find_values("_exptl.method"))
+    return ModelHeader(software=software, local_metrics=metrics, experiment=experiment, file_name=path.name)
+
+
+def _pdb_header_lines(path: Path) -> list[str]:
+    """The PDB file's ``HEADER_RECORDS`` lines before its first atom (or model)."""
+    lines = []
+    with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rt", errors="replace") as f:
+        for line in f:
+            if line.startswith(("ATOM", "HETATM", "MODEL")):
+                break
+            if line.startswith(HEADER_RECORDS):
+                lines.append(line.rstrip())
+    return lines
 
 
 def _atoms_without_coordinates(path: Path) -> int:
