@@ -206,25 +206,21 @@ def _trailer(path: Path) -> int:
         return int.from_bytes(f.read(4), "little")
 
 
-def gzip_unpacked_size(path: str | os.PathLike, stop_above: int, expected: int | None = None) -> int:
+def gzip_unpacked_size(path: str | os.PathLike, stop_above: int) -> int:
     """Bytes a gzip file unpacks to (at least ``stop_above`` + 1 when more), without holding them in memory.
 
-    The trailer (ISIZE) gives the size modulo 4 GiB. ``expected`` (the size
-    the file's own header implies) is taken when the trailer agrees with it;
-    else the trailer is, when even deflate's largest ratio could not reach
-    4 GiB or ``stop_above``. Otherwise the file is unpacked in a stream and
-    counted, stopping as soon as the count passes ``stop_above``. A corrupt
+    When even deflate's largest ratio could not pass ``stop_above``, the
+    trailer (ISIZE, the size modulo 4 GiB) is taken, capped by that bound.
+    Otherwise the file is unpacked in a stream and counted, stopping as soon
+    as the count passes ``stop_above``: neither the trailer nor the size a
+    map's header implies can be trusted, as both can be forged. A corrupt
     stream ends the count (the reader reports it).
     """
     path = Path(path)
-    packed, trailer = path.stat().st_size, _trailer(path)
+    bound = path.stat().st_size * DEFLATE_MAX_RATIO
+    if bound <= stop_above:
+        return min(_trailer(path), bound)
     with path.open("rb") as f:
-        bound = packed * DEFLATE_MAX_RATIO
-        if expected is not None and expected % (1 << 32) == trailer and expected <= bound:
-            return expected
-        if bound < 1 << 32 or bound <= stop_above:
-            return min(trailer, bound)
-        f.seek(0)
         counted, inflater, pending = 0, zlib.decompressobj(wbits=31), b""
         try:
             while counted <= stop_above:
@@ -242,13 +238,13 @@ def gzip_unpacked_size(path: str | os.PathLike, stop_above: int, expected: int |
         return counted
 
 
-def check_file_read(path: str | os.PathLike, factor: float = MAP_READ_FACTOR, expected: int | None = None,
+def check_file_read(path: str | os.PathLike, factor: float = MAP_READ_FACTOR,
                     way_out: str = "use a machine with more memory or cut a smaller box from it") -> None:
     """Refuse to read a file (gzipped or not) that would need more than ``factor`` × its size in memory.
 
-    A gzip file's unpacked size is found before unpacking (a gzip bomb is
-    refused in a sentence instead of failing inside the decompressor);
-    ``expected`` is the unpacked size the file's header implies, if known.
+    A gzip file's unpacked size is counted in a stream before it is unpacked
+    whole (a gzip bomb is refused in a sentence instead of failing inside the
+    decompressor).
     """
     path = Path(path)
     limit = memory_limit()
@@ -257,11 +253,11 @@ def check_file_read(path: str | os.PathLike, factor: float = MAP_READ_FACTOR, ex
     with path.open("rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
     stop_above = int(limit[0] / factor)
-    size = gzip_unpacked_size(path, stop_above, expected) if gzipped else path.stat().st_size
+    size = gzip_unpacked_size(path, stop_above) if gzipped else path.stat().st_size
     if not gzipped:
         what = f"Reading {path.name} ({size_text(size)})"
     else:  # a count stopped early says only "more than"
-        more = "over " if size > stop_above and size not in (expected, _trailer(path)) else ""
+        more = "over " if size > stop_above else ""
         what = f"Reading {path.name} ({more}{size_text(size)} unpacked)"
     message = refusal(size * factor, limit, what, way_out)
     if message:

@@ -19,6 +19,7 @@ import pytest
 from chimerax.struc2map import cli, memory
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.generate import input_grid
+from chimerax.struc2map.mapio import read_map
 from chimerax.struc2map.molmap import molmap_grid
 
 GB = 2 ** 30
@@ -153,21 +154,19 @@ def test_a_lying_gzip_trailer_is_not_trusted(tmp_path):
     assert memory.gzip_unpacked_size(honest, 2 ** 40) == 64 * 2 ** 20
 
 
-def test_map_header_gives_the_size_without_unpacking(tmp_path):
-    # 6 MB of noise packs to over 4.2 MB, which deflate could unpack to over 4 GiB: the 4-byte trailer alone
-    # cannot tell; the map's header, when the trailer agrees with it, can (no unpacking).
-    from chimerax.struc2map.grid import MapData
-    from chimerax.struc2map.mapio import _gzip_header_size, write_map
-
-    values = np.random.default_rng(1).random((100, 120, 125), dtype=np.float32)
-    path = tmp_path / "noise.mrc.gz"
-    write_map(path, MapData(values, (0, 0, 0), 1.0))
-    assert path.stat().st_size * memory.DEFLATE_MAX_RATIO > 2 ** 32
-    size = 1024 + values.nbytes
-    assert _gzip_header_size(path) == size
-    assert memory.gzip_unpacked_size(path, 2 ** 20, expected=size) == size
-    assert 2 ** 20 < memory.gzip_unpacked_size(path, 2 ** 20) < size  # counted, and stopped early
-    assert memory.gzip_unpacked_size(path, 2 ** 20, expected=size + 1) < size  # a header that disagrees
+def test_a_forged_trailer_agreeing_with_the_map_header_is_not_trusted(tmp_path, monkeypatch):
+    """A 64³ map's header, then 3 GiB of zeros, in a file of a few MB whose trailer says 64³ × 4 + 1024 bytes: the
+    bytes are counted while unpacking and the count stops early (it was taken on trust, then unpacked whole)."""
+    header = np.zeros(256, np.int32)
+    header[:4] = 64, 64, 64, 2
+    header[52] = int.from_bytes(b"MAP ", "little")
+    size = 1024 + 4 * 64 ** 3
+    forged = gzip_of_zeros(tmp_path / "forged.mrc.gz", 3 * 2 ** 30, trailer=size, prefix=header.tobytes())
+    assert forged.stat().st_size < 20 * 2 ** 20
+    assert memory.gzip_unpacked_size(forged, 2 ** 28) > 2 ** 28
+    monkeypatch.setattr(memory, "memory_limit", lambda: (2 ** 30, "a test limit"))
+    with pytest.raises(InputError, match=r"forged\.mrc\.gz \(over .* unpacked\)"):
+        read_map(forged)
 
 
 # The ChimeraX command's check before ChimeraX's own molmap (a structure 5000 Å across).
