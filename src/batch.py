@@ -28,6 +28,7 @@ from .files import check_output, open_appending
 from .generate import GenerateReport, generate, input_grid
 from .grid import MapData
 from .mapio import check_map_output, write_map
+from .plddt import read_b_column
 from .structure import Atoms, read_structure
 from .tiling import TilingConfig
 from .weights_io import Weights, weights_file_pair
@@ -47,19 +48,24 @@ def map_labels(generated: MapData, weights: Weights) -> list[str]:
 
 def generate_model(model: str | Path, output: str | Path, resolution: float, weights: Weights, *,
                    tiling: TilingConfig | None = None, device: str = "auto", overwrite: bool = False,
-                   use_bfactors: bool = True,
+                   bfactors: str = "auto",
                    progress: Callable[[int, int], None] | None = None) -> tuple[Atoms, MapData, GenerateReport]:
     """Read one model, generate its map and write it: the steps every model goes through.
 
+    ``bfactors`` says how the B column is read (plddt.MODES: detected, B-factors, pLDDT, or left out).
     The output (path, format, placement) is checked here and the memory in ``generate``, both before the
     generator runs.
     """
     atoms = read_structure(model)
+    column = read_b_column(atoms.b_factors, atoms.header, bfactors)
     origin, _, spacing = input_grid(atoms.coords, weights, resolution)
     check_map_output(output, origin, spacing, overwrite=overwrite, inputs=[model, *weights_file_pair(weights.path)])
-    generated, report = generate(atoms.coords, atoms.atomic_numbers, resolution, weights, tiling=tiling,
-                                 device=device, progress=progress, b_factors=atoms.b_factors,
-                                 use_bfactors=use_bfactors)
+    weight = atoms.atomic_numbers if column.weights is None else atoms.atomic_numbers * column.weights
+    generated, report = generate(atoms.coords, weight, resolution, weights, tiling=tiling,
+                                 device=device, progress=progress, b_factors=column.b_factors,
+                                 use_bfactors=bfactors != "ignore")
+    if column.note:
+        report.notes.insert(0, column.note)
     write_map(output, generated, label=map_labels(generated, weights), overwrite=overwrite)
     return atoms, generated, report
 
@@ -197,7 +203,7 @@ def _append(log: Path, record: dict) -> None:
 
 
 def _run_one(model: Path, output: Path, resolution: float, weights: Weights, tiling: TilingConfig | None,
-             device: str, overwrite: bool, use_bfactors: bool) -> dict:
+             device: str, overwrite: bool, bfactors: str) -> dict:
     """One model's log record; a failure becomes part of the record instead of stopping the batch."""
     if output.exists() and not overwrite:  # a finished map is a non-empty file: anything else is not done
         if output.is_file() and output.stat().st_size > 0:
@@ -209,7 +215,7 @@ def _run_one(model: Path, output: Path, resolution: float, weights: Weights, til
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             _, _, report = generate_model(model, output, resolution, weights, tiling=tiling,
-                                          device=device, overwrite=overwrite, use_bfactors=use_bfactors)
+                                          device=device, overwrite=overwrite, bfactors=bfactors)
     except Struc2mapError as e:
         return {"status": "failed", "error": str(e)}
     except Exception as e:  # anything else about one model must not end the batch either
@@ -219,7 +225,7 @@ def _run_one(model: Path, output: Path, resolution: float, weights: Weights, til
 
 
 def run_batch(plan: BatchPlan, resolution: float, weights: Weights, *, tiling: TilingConfig | None = None,
-              device: str = "auto", overwrite: bool = False, use_bfactors: bool = True,
+              device: str = "auto", overwrite: bool = False, bfactors: str = "auto",
               echo: Callable[[str], None] = print) -> BatchSummary:
     """Generate this process's share of the plan, one log record per model; returns the counts."""
     device = str(process_device(device))
@@ -230,7 +236,7 @@ def run_batch(plan: BatchPlan, resolution: float, weights: Weights, *, tiling: T
     for i, (model, output) in enumerate(share, 1):
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
         t0 = time.perf_counter()
-        record = _run_one(model, output, resolution, weights, tiling, device, overwrite, use_bfactors)
+        record = _run_one(model, output, resolution, weights, tiling, device, overwrite, bfactors)
         record = {"model": str(model.absolute()), "output": str(output.absolute()), **record,
                   "seconds": time.perf_counter() - t0, "rank": plan.rank, "started": when}
         _append(plan.log_path, record)

@@ -95,7 +95,7 @@ def _generate(args: argparse.Namespace) -> int:
     weights = load_weights_or_shipped(args.weights)
     atoms, generated, report = generate_model(model, out, args.resolution, weights, tiling=_tiling(args),
                                               device=args.device, overwrite=args.overwrite,
-                                              use_bfactors=not args.ignore_bfactors,
+                                              bfactors=args.bfactors,
                                               progress=_progress_bar("tiles"))
     reference = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, on_grid=generated)
     metrics = {"molmap": {**molmap_correlation(reference, generated), "envelope": MOLMAP_ENVELOPE}}
@@ -133,7 +133,7 @@ def _generate_batch(args: argparse.Namespace) -> int:
     plan = plan_batch(args.model, args.output_dir)
     weights = load_weights_or_shipped(args.weights)
     summary = run_batch(plan, args.resolution, weights, tiling=_tiling(args), device=args.device,
-                        overwrite=args.overwrite, use_bfactors=not args.ignore_bfactors)
+                        overwrite=args.overwrite, bfactors=args.bfactors)
     return 1 if failures_on_all_ranks(len(summary.failed), plan.world) else 0
 
 
@@ -242,6 +242,8 @@ def _weights_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .plddt import MODES
+
     parser = argparse.ArgumentParser(prog="struc2map", description="Experimental-like cryo-EM maps from atomic "
                                      "models (struc2mapGAN), molmap, map comparison and training.")
     parser.add_argument("--version", action="version", version=f"struc2map {__version__}")
@@ -270,8 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "else fp32")
     g.add_argument("--paper-tiling", action="store_true", help="the paper's 32³ tiles keeping 20³ cores, all "
                    "tiles, fp32 (for comparison)")
-    g.add_argument("--ignore-bfactors", action="store_true", help="leave the model's B-factors out (default: used "
-                   "when the weights read them and they vary: not for flat or zero B-factors, e.g. predicted models)")
+    g.add_argument("--bfactors", choices=MODES, default="auto", help="how the B-factor column is read: auto "
+                   "(default: pLDDT when the model is marked as predicted, by AlphaFold, ESMFold, ColabFold..., else "
+                   "B-factors, used when the weights read them and they vary), b (B-factors), plddt (pLDDT, 0-100 or "
+                   "0-1: turned into B-factors, atoms below pLDDT 50 weigh half), ignore (left out)")
+    g.add_argument("--ignore-bfactors", dest="bfactors", action="store_const", const="ignore",
+                   help="the same as --bfactors ignore")
     g.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the --json file (or a batch's maps) "
                    "if they exist (never an input, a folder or a special file)")
     g.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
