@@ -15,6 +15,12 @@ resolution. An HTML table in the log gives the correlations ChimeraX's
 against an experimental map; with ``fit``, fit.py fits both maps into an
 experimental map with ``fitmap`` and logs them side by side.
 
+The atoms' B-factors are read as plddt.py says (``bfactors`` auto, b, plddt or
+ignore): a predicted model's pLDDT is recognised from what ChimeraX kept of its
+file (``structure.metadata``: mmCIF ``_software`` and ModelCIF QA tables, PDB
+header records), its file name, or the database it was fetched from
+(``alphafold fetch``, ``esmfold fetch``), and the log's table says so.
+
 Engine modules import torch, so they are imported on the worker: registering
 and parsing the command work without torch, and a missing or broken torch
 gives an error that says what to type.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -65,8 +72,10 @@ class _Job:
     structure: object
     atoms: object
     xyz: np.ndarray
-    weights: np.ndarray  # element numbers: molmap's weights and the engine's atomic numbers
-    b_factors: np.ndarray
+    weights: np.ndarray  # element numbers (times plddt.py's weights): molmap's weights and the engine's atomic numbers
+    b_factors: np.ndarray | None  # for the B-factor channel (plddt.read_b_column)
+    use_bfactors: bool
+    note: str  # how the B column was read, for the log ("" when as B-factors)
     name: str
     done: int = 0
     total: int = 0
@@ -99,7 +108,8 @@ class _Request:
 def struc2map(session, structures, resolution: float | None = None, grid_spacing: float | None = None,
               device: str = "auto", weights: str | None = None, compare=None, on_grid=None, fit=None,
               move_structure: bool = False, tile_size: int | None = None, batch_size: int | None = None,
-              model_id: tuple | None = None, name: str | None = None, wait: bool | None = None):
+              model_id: tuple | None = None, name: str | None = None, bfactors: str = "auto",
+              wait: bool | None = None):
     """Generate an experimental-like map for each structure.
 
     Blocking (no GUI, or ``wait``): returns the opened volumes. In the GUI: starts
@@ -126,7 +136,7 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
         raise UserError("A struc2map run is already going in this session; wait for it to end or type "
                         "'struc2map stop'.")
     _require_torch()  # the resolution is checked on the worker, with the engine (which imports scipy)
-    request = _Request(session, [_job(s) for s in structures], resolution, weights, device, tile_size, batch_size,
+    request = _Request(session, [_job(s, bfactors) for s in structures], resolution, weights, device, tile_size, batch_size,
                        compare, on_grid, fit, move_structure, grid_spacing, model_id, name)
     run = Run(session, lambda emit, should_stop: _work(request, emit, should_stop),
               lambda event: _on_event(request, run, event), lambda error: _on_end(request, run, error),
@@ -166,16 +176,18 @@ def struc2map_triggers(session):
 def register_command(logger) -> None:
     """Register ``struc2map`` and ``struc2map stop`` with ChimeraX's command parser."""
     from chimerax.atomic import AtomicStructuresArg
-    from chimerax.core.commands import (BoolArg, CmdDesc, FloatArg, IntArg, ModelIdArg,
+    from chimerax.core.commands import (BoolArg, CmdDesc, EnumOf, FloatArg, IntArg, ModelIdArg,
                                         PositiveFloatArg, StringArg, register)
     from chimerax.map import MapArg
+
+    from .plddt import MODES
 
     desc = CmdDesc(
         required=[("structures", AtomicStructuresArg)],
         keyword=[("resolution", FloatArg), ("grid_spacing", PositiveFloatArg), ("device", StringArg),
                  ("weights", StringArg), ("compare", MapArg), ("on_grid", MapArg), ("fit", MapArg),
                  ("move_structure", BoolArg), ("tile_size", IntArg), ("batch_size", IntArg),
-                 ("model_id", ModelIdArg), ("name", StringArg), ("wait", BoolArg)],
+                 ("model_id", ModelIdArg), ("name", StringArg), ("bfactors", EnumOf(MODES)), ("wait", BoolArg)],
         required_arguments=["resolution"],
         synopsis="generate an experimental-like cryo-EM map from an atomic model (struc2mapGAN)")
     register("struc2map", desc, struc2map, logger=logger)
@@ -199,15 +211,50 @@ def _import_torch() -> None:
         raise UserError(TORCH_HELP.format(problem="cannot be loaded", error=err)) from None
 
 
-def _job(structure) -> _Job:
+def _job(structure, bfactors: str) -> _Job:
     """The structure's atoms without hydrogen and deuterium (the generator was trained without them),
-    with copies of their coordinates (the structure's own frame) and element numbers for the worker."""
+    with copies of their coordinates (the structure's own frame), element numbers and B column (read as
+    ``bfactors`` says, plddt.py) for the worker."""
+    from .errors import Struc2mapError
+    from .plddt import read_b_column
+
     atoms = structure.atoms
     heavy = atoms.filter(atoms.element_numbers != 1)
     if len(heavy) == 0:
         raise UserError(f"{structure} has no atoms other than hydrogens to make a map from.")
-    return _Job(structure, heavy, np.array(heavy.coords, np.float32), np.array(heavy.element_numbers, np.float32),
-                np.array(heavy.bfactors, np.float32), structure.name)
+    try:
+        column = read_b_column(np.array(heavy.bfactors, np.float64), _model_header(structure), bfactors)
+    except Struc2mapError as err:
+        raise UserError(str(err)) from None
+    weights = np.array(heavy.element_numbers, np.float32)
+    if column.weights is not None:
+        weights *= column.weights.astype(np.float32)
+    return _Job(structure, heavy, np.array(heavy.coords, np.float32), weights, column.b_factors,
+                bfactors != "ignore", column.note, structure.name)
+
+
+def _model_header(structure):
+    """What ChimeraX kept of the structure's file (``metadata``: mmCIF tables, PDB header records), its file name
+    and the database it was fetched from, for plddt.detect."""
+    from chimerax.mmcif import get_mmcif_tables_from_metadata
+
+    from .plddt import HEADER_RECORDS, ModelHeader
+
+    software, metrics, local, exptl = get_mmcif_tables_from_metadata(
+        structure, ["software", "ma_qa_metric", "ma_qa_metric_local", "exptl"])
+    rows = software.fields(["name", "classification", "description"], allow_missing_fields=True) if software else []
+    with_values = {row[0] for row in local.fields(["metric_id"])} if local else set()
+    named = metrics.fields(["id", "name", "type"], allow_missing_fields=True) if metrics else []
+    records = [line for key in HEADER_RECORDS for line in structure.metadata.get(key, [])]
+    experiment = [row[0] for row in exptl.fields(["method"])] if exptl else [
+        line[10:].strip() for line in structure.metadata.get("EXPDTA", [])]
+    database = getattr(structure, "database", None)
+    return ModelHeader(software=tuple(" | ".join(row) for row in rows),
+                       local_metrics=tuple(" ".join(dict.fromkeys(v for v in row[1:] if v)) for row in named
+                                           if row[0] in with_values),
+                       experiment=" ".join(experiment), records=tuple(records),
+                       file_name=os.path.basename(getattr(structure, "filename", None) or ""),
+                       database=getattr(database, "database", "") or "")
 
 
 # --- worker thread (or the caller's, when blocking): no session access ------------------------------------
@@ -280,9 +327,13 @@ def _generate(request, job, index, simulated, weights, tiling, emit, should_stop
     from .generate import generate_from_input
 
     # The molmap grid is in the structure's own coordinates (job.xyz), where the engine masks.
-    return generate_from_input(simulated, request.resolution, weights, coords=job.xyz, atomic_numbers=job.weights,
-                               b_factors=job.b_factors, tiling=tiling, device=request.device, should_stop=should_stop,
-                               progress=lambda done, total: emit(("progress", index, done, total)))
+    generated, report = generate_from_input(
+        simulated, request.resolution, weights, coords=job.xyz, atomic_numbers=job.weights, b_factors=job.b_factors,
+        use_bfactors=job.use_bfactors, tiling=tiling, device=request.device, should_stop=should_stop,
+        progress=lambda done, total: emit(("progress", index, done, total)))
+    if job.note:
+        report.notes.insert(0, job.note)
+    return generated, report
 
 
 # --- main thread: events, checks and the end --------------------------------------------------------------
