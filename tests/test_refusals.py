@@ -42,7 +42,7 @@ def test_compare_refuses_a_constant_map_either_way(data, tmp_path, capsys):
     write_map(flat, MapData(np.full((40, 40, 40), 0.5, np.float32), (0, 0, 0), 1.0))
     for argv in ([str(flat), "--reference", str(real)], [str(real), "--reference", str(flat)]):
         assert cli.main(["compare", *argv]) == 2
-        assert "has the same value (0.5) everywhere" in one_error(capsys)
+        assert "flat.mrc is constant (0.5 everywhere)" in one_error(capsys)
 
 
 def test_fetch_id_lists_that_cannot_be_read(tmp_path, capsys):
