@@ -3,7 +3,10 @@
 Every method makes its map on the same 1 Å grid around the model and is
 compared with the experimental map on the experimental map's grid (the
 paper's protocol): ChimeraX correlation and correlation about mean over the
-experimental map's default contour envelope, and the paper's PCC and SSIM.
+experimental map's default contour envelope, the paper's PCC and SSIM, and
+two measures of realism beyond correlation (``realism.py``: amplitude
+fall-off, lower is better, and local texture) under the soft envelope of the
+model's atoms at the pair's resolution.
 Methods: the generator as ``generate`` runs it at the pair's reported
 resolution; for weights with a B-factor channel, the same with the channel
 off (the ablation); for version-1 weights, the generator without its
@@ -25,15 +28,19 @@ from ..files import atomic_path, output_folder, write_csv, write_text
 from ..generate import generate
 from ..grid import MapData
 from ..mapio import read_map
+from ..mask import atom_distance, envelope_radii, soft_envelope
 from ..metrics import compare_maps
 from ..molmap import molmap, molmap_grid
+from ..realism import amplitude_falloff, local_texture
+from ..resample import resample_onto
 from ..resolution import lowpass_to_resolution
 from ..structure import read_structure
 from ..tiling import TilingConfig
 from ..weights_io import Weights
 from .pairs import Pair
 
-METRICS = ("correlation", "correlation_about_mean", "pcc", "ssim")
+METRICS = ("correlation", "correlation_about_mean", "pcc", "ssim", "falloff", "texture")
+LOWER_IS_BETTER = frozenset({"falloff"})
 METHODS = ("generator", "generator_no_bfactors", "generator_native", "molmap_2A", "molmap_reported", "molmap_best")
 ORACLE_BLURS = tuple(np.round(np.arange(2.5, 7.01, 0.5), 2))
 SWEEP = (3.0, 4.0, 6.0, 8.0)
@@ -52,23 +59,33 @@ def evaluate_pair(pair: Pair, weights: Weights, *, tiling: TilingConfig | None =
     """Metrics of each method against the pair's experimental map, and the resolution sweep's rows."""
     atoms = read_structure(pair.model)
     experimental = read_map(pair.map)
+    inner, outer = envelope_radii(pair.resolution)
+    mask = soft_envelope(atom_distance(experimental, atoms.coords, outer + 1.0), inner, outer)
+
+    def score(made: MapData) -> dict:
+        on_grid = resample_onto(made, experimental)
+        return {**compare_maps(made, experimental),
+                "falloff": amplitude_falloff(on_grid, experimental, mask, pair.resolution),
+                "texture": local_texture(on_grid, experimental, mask)}
+
     spec = weights.spec
     run = dict(tiling=tiling, device=device, b_factors=atoms.b_factors)
     generated, _ = generate(atoms.coords, atoms.atomic_numbers, pair.resolution, weights, **run)
-    scores = {"generator": compare_maps(generated, experimental)}
+    scores = {"generator": score(generated)}
     if spec.in_channels > 1:
         plain, _ = generate(atoms.coords, atoms.atomic_numbers, pair.resolution, weights, use_bfactors=False, **run)
-        scores["generator_no_bfactors"] = compare_maps(plain, experimental)
+        scores["generator_no_bfactors"] = score(plain)
     if spec.condition is None:
         native = spec.native_resolution
         raw, _ = generate(atoms.coords, atoms.atomic_numbers, native, weights, **run)
-        scores["generator_native"] = compare_maps(raw, experimental)
-    scores["molmap_2A"] = compare_maps(_molmap_1A(atoms, 2.0), experimental)
-    scores["molmap_reported"] = compare_maps(_molmap_1A(atoms, pair.resolution), experimental)
-    blurs = {b: compare_maps(_molmap_1A(atoms, b), experimental) for b in ORACLE_BLURS}
+        scores["generator_native"] = score(raw)
+    scores["molmap_2A"] = score(_molmap_1A(atoms, 2.0))
+    scores["molmap_reported"] = score(_molmap_1A(atoms, pair.resolution))
+    blurs = {b: score(_molmap_1A(atoms, b)) for b in ORACLE_BLURS}
     best = {}
     for metric in METRICS:
-        blur = max(blurs, key=lambda b: blurs[b][metric])
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        blur = max(blurs, key=lambda b: sign * blurs[b][metric])
         best[metric], best[f"{metric}_blur"] = blurs[blur][metric], float(blur)
     scores["molmap_best"] = best
     sweep = []
@@ -135,7 +152,8 @@ def sweep_table(rows: list[dict]) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """One line per pair and method, then the mean per method."""
-    head = "| pair | res. Å | method | correlation | corr. about mean | PCC | SSIM |\n|---|---|---|---|---|---|---|\n"
+    head = ("| pair | res. Å | method | correlation | corr. about mean | PCC | SSIM | fall-off (lower better) | texture |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
     lines = [f"| {r['pair']} | {r['resolution']:g} | {r['method']} | "
              + " | ".join(f"{r[k]:.3f}" for k in METRICS) + " |"
              + (f" blurs {r['blurs']} Å" if r.get("blurs") else "") for r in rows]
@@ -162,7 +180,8 @@ def scatter_plot(rows: list[dict], path: Path) -> None:
             ys = [by[(p, "generator")][metric] for p in pairs]
             ax.scatter(xs, ys, marker=marker, label=f"vs {baseline}")
         lo = min(min(r[metric] for r in rows), 0.0)
-        ax.plot([lo, 1], [lo, 1], "k--", lw=0.8)
+        hi = max(max(r[metric] for r in rows), 1.0 if metric not in LOWER_IS_BETTER else 0.0)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         ax.set_xlabel(f"molmap {metric}")
         ax.set_ylabel(f"generator {metric}")
         ax.set_title(metric)
