@@ -129,6 +129,9 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
                             "as a surface first.")
     if move_structure and fit is None:
         raise UserError("moveStructure moves the structure with the fitted map: give a map to fit into with fit #N.")
+    _check_maps(structures, {"compare": compare, "onGrid": on_grid, "fit": fit})
+    if grid_spacing is not None:
+        _check_grid_spacing(structures, grid_spacing)
     if move_structure and len(structures) > 1:
         raise UserError("moveStructure can move only one structure: give one.")
     running = current_run(session)
@@ -196,6 +199,52 @@ def register_command(logger) -> None:
 
 
 # --- main thread: before the run --------------------------------------------------------------------------
+
+def _check_maps(structures, maps: dict) -> None:
+    """Refuse, before any work, a map given to compare, onGrid or fit that has NaN or infinite values or lies
+    nowhere near a structure (scores over it would be rows of 0)."""
+    for keyword, volume in maps.items():
+        if volume is None:
+            continue
+        bad = int(np.count_nonzero(~np.isfinite(volume.full_matrix())))
+        if bad:
+            raise UserError(f"Map {volume.name_with_id()} ({keyword}) has {bad} voxels that are NaN or infinite; "
+                            "scores over it would mean nothing.")
+        ijk = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float) * (
+            np.array(volume.data.size, float) - 1)
+        corners = volume.scene_position.transform_points(volume.data.ijk_to_xyz(ijk))
+        low, high = corners.min(0), corners.max(0)
+        for structure in structures:
+            xyz = structure.atoms.scene_coords
+            if np.any(xyz.max(0) < low) or np.any(xyz.min(0) > high):
+                raise UserError(f"Map {volume.name_with_id()} ({keyword}) does not overlap {structure}: the map spans "
+                                f"{_span(low, high)} Å, the atoms {_span(xyz.min(0), xyz.max(0))} Å in the scene; "
+                                "are they placed in the same frame?")
+
+
+def _span(low, high) -> str:
+    return " × ".join(f"{a:.0f}–{b:.0f}" for a, b in zip(low, high))
+
+
+def _check_grid_spacing(structures, spacing: float) -> None:
+    """Refuse a gridSpacing that would leave fewer than 2 planes along an axis of a structure's map, or a grid
+    too large for the memory (checked as the command line checks a molmap grid)."""
+    from .errors import Struc2mapError
+    from .memory import check_molmap
+    from .molmap import molmap_grid
+
+    for structure in structures:
+        _, shape = molmap_grid(np.array(structure.atoms.coords, np.float64), 2.0, grid_spacing=1.0)
+        resampled = tuple(int((n - 1) // spacing) + 1 for n in shape)
+        if min(resampled) < 2:
+            raise UserError(f"gridSpacing {spacing:g} Å leaves fewer than 2 grid planes along an axis of the map of "
+                            f"{structure} (its box is {' × '.join(str(n - 1) for n in shape[::-1])} Å): "
+                            "use a finer spacing.")
+        try:
+            check_molmap(resampled, "use a coarser gridSpacing")
+        except Struc2mapError as err:
+            raise UserError(str(err)) from None
+
 
 def _require_torch() -> None:
     """A UserError saying what to type when torch is not installed (a cheap check: torch loads on the worker)."""
