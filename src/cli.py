@@ -176,9 +176,6 @@ def _compare(args: argparse.Namespace) -> int:
     reference = read_map(args.reference)
     check_compare(reference.array.shape)
     map_ = read_map(args.map)
-    if map_.array.min() == map_.array.max():  # scores would be noise or 0/0 (a constant reference: compare_maps)
-        raise InputError(f"The map {Path(args.map).name} is constant ({map_.array.flat[0]:g} everywhere): no "
-                         "correlation with it means anything.")
     result = compare_maps(map_, reference, level=args.level)
     print(f"{Path(args.map).name} vs {Path(args.reference).name} "
           f"(envelope: reference >= {result['level']:.4g}, {result['points']} points)")

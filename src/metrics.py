@@ -280,6 +280,10 @@ def compare_maps(map_: MapData, reference: MapData, level: float | None = None) 
     _check_ssim_size(reference.array.shape)
     for mapdata, role in ((map_, "map"), (reference, "reference")):
         _check_finite(mapdata, role)
+    low, high = float(np.min(map_.array)), float(np.max(map_.array))
+    if low == high:  # its scores would be rounding noise or 0/0 (a constant reference: _check_overlap)
+        raise InputError(f"{_named(map_, 'map').capitalize()} is constant ({low:g} everywhere): no correlation "
+                         "with it means anything.")
     if level is None:
         level = default_contour_level(reference)
     _check_overlap(map_, reference, level)
