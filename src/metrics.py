@@ -165,7 +165,11 @@ def _envelope(reference: MapData, level: float) -> tuple[np.ndarray, np.ndarray]
     """Values (float64) and positions (N, 3, Å) of the reference's voxels with float32 value >= float32(level)."""
     ref = np.asarray(reference.array, dtype=np.float32)
     kji = np.nonzero(ref >= np.float32(level))
-    return ref[kji].astype(np.float64), reference.ijk_to_xyz(np.stack(kji[::-1], axis=1))
+    # Positions in float32 arithmetic, as fitmap.map_points_and_weights makes them: which points fall on or just
+    # beyond the other map's highest plane then matches ChimeraX (resample.interpolate_at).
+    ijk = np.stack(kji[::-1], axis=1).astype(np.float32)
+    xyz = ijk * reference.voxel_size.astype(np.float32) + reference.origin.astype(np.float32)
+    return ref[kji].astype(np.float64), xyz.astype(np.float64)
 
 
 def _overlap_and_correlation(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:

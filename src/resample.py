@@ -5,9 +5,12 @@ ChimeraX (``map/_map/interpolate.cpp``) finds the cell of a point from
 ``0 <= floor(index) < n - 1`` on every axis: points on the lowest grid plane are
 inside, points exactly on the highest plane are outside. Inside points get
 ``fk0*(fj0*(fi0*d000 + fi1*d100) + fj1*(...)) + fk1*(...)`` over the cell's 8 corners.
-ChimeraX does this in float32; we use float64, so values agree to float32
-rounding, and the in/out decision agrees except for points within float32
-rounding of the lowest or highest plane.
+ChimeraX does this in float32. At points (``interpolate_at``, what ``measure
+correlation`` does) the fractional index is computed as ChimeraX computes it,
+from float32 coordinates and a float32 transform, so that a point within
+float32 rounding of the highest plane falls inside or outside as it does in
+ChimeraX (a map scored against itself has every envelope point there); the
+weights then use float64. Grids onto grids (``resample_onto``) use float64.
 """
 from __future__ import annotations
 
@@ -25,8 +28,17 @@ def interpolate_at(mapdata: MapData, xyz: np.ndarray, outside: float = 0.0) -> n
     values = np.empty(len(xyz), dtype=np.float64)
     for start in range(0, len(xyz), _CHUNK_POINTS):
         chunk = slice(start, start + _CHUNK_POINTS)
-        values[chunk] = _trilinear(mapdata, tuple(mapdata.xyz_to_ijk(xyz[chunk]).T), outside)
+        values[chunk] = _trilinear(mapdata, _float32_index(mapdata, xyz[chunk]), outside)
     return values
+
+
+def _float32_index(mapdata: MapData, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fractional (i, j, k) of points as ChimeraX's interpolation gets them: float32 points times a float32
+    xyz-to-index transform (scale 1/step, offset -origin/step, each rounded from float64), in float32."""
+    scale = (1.0 / mapdata.voxel_size).astype(np.float32)
+    offset = (-mapdata.origin / mapdata.voxel_size).astype(np.float32)
+    index = xyz.astype(np.float32) * scale + offset  # float32 throughout, as in interpolate.cpp
+    return tuple(index.astype(np.float64).T)
 
 
 def resample_onto(source: MapData, target: MapData, outside: float = 0.0) -> MapData:
