@@ -201,15 +201,19 @@ def register_command(logger) -> None:
 # --- main thread: before the run --------------------------------------------------------------------------
 
 def _check_maps(structures, maps: dict) -> None:
-    """Refuse, before any work, a map given to compare, onGrid or fit that has NaN or infinite values or lies
-    nowhere near a structure (scores over it would be rows of 0)."""
+    """Refuse, before any work, a map given to compare, onGrid or fit that has NaN or infinite values, is
+    constant or lies nowhere near a structure (scores over it would be noise or rows of 0)."""
     for keyword, volume in maps.items():
         if volume is None:
             continue
-        bad = int(np.count_nonzero(~np.isfinite(volume.full_matrix())))
+        values = volume.full_matrix()
+        bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
             raise UserError(f"Map {volume.name_with_id()} ({keyword}) has {bad} voxels that are NaN or infinite; "
                             "scores over it would mean nothing.")
+        if values.min() == values.max():
+            raise UserError(f"Map {volume.name_with_id()} ({keyword}) is constant ({values.flat[0]:g} everywhere): "
+                            "no correlation with it means anything.")
         ijk = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float) * (
             np.array(volume.data.size, float) - 1)
         corners = volume.scene_position.transform_points(volume.data.ijk_to_xyz(ijk))

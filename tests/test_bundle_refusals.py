@@ -1,6 +1,6 @@
 """The ``struc2map`` command refuses, before any work and in one sentence, grids and maps that the command line
 refuses too (issue 19): a gridSpacing too fine for the memory or too coarse for two planes, and compare / onGrid /
-fit maps that are NaN or lie far from the structure. Real ChimeraX code (the ``ChimeraX==0.1.71`` wheel)."""
+fit maps that are NaN, constant or lie far from the structure. Real ChimeraX code (the ``ChimeraX==0.1.71`` wheel)."""
 import numpy as np
 import pytest
 
@@ -37,6 +37,10 @@ def test_maps_far_away_or_not_finite_are_refused(cx, data, tiny_weights, keyword
     bad.set_parameters(surface_levels=[0.5])
     with pytest.raises(UserError, match=rf"\({keyword}\) has 1 voxels that are NaN or infinite"):
         run(cx, f"struc2map #1 resolution 4 {keyword} #{bad.id_string} weights {tiny_weights.path}")
+    flat = volume_from_mapdata(cx, MapData(np.full_like(values, 0.5), centre - 10.0, 1.0), "flat")
+    flat.set_parameters(surface_levels=[0.4])
+    with pytest.raises(UserError, match=rf"\({keyword}\) is constant \(0.5 everywhere\)"):
+        run(cx, f"struc2map #1 resolution 4 {keyword} #{flat.id_string} weights {tiny_weights.path}")
     near = volume_from_mapdata(cx, MapData(values, centre - 10.0, 1.0), "near")
     near.set_parameters(surface_levels=[0.5])
     (made,) = run(cx, f"struc2map #1 resolution 4 {keyword} #{near.id_string} weights {tiny_weights.path}")
