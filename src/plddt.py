@@ -27,8 +27,10 @@ pLDDT becomes a B-factor as in Phenix's ``process_predicted_model`` (cctbx,
 mmtbx/process_predicted_model.py, after Hiranuma et al., Nat. Commun. 12,
 1340 (2021)): rmsd = 1.5·exp(4·(0.7 − pLDDT/100)) Å, at most 20 Å, and
 B = 8π²·rmsd²/3 (pLDDT 90: 12 Å², 70: 59 Å², 50: 293 Å²). Residues below
-pLDDT 50 are mostly disordered and nearly absent from real maps; their atoms
-also weigh less in the generator's input (``LOW_CONFIDENCE_WEIGHT``).
+pLDDT 50 are mostly disordered and weak in real maps (about 0.2 of the
+density of pLDDT > 90 atoms in two real maps); blurring alone leaves them
+twice that, so their atoms also weigh less in the generator's input
+(``LOW_CONFIDENCE_WEIGHT``; benchmarks/README.md §9).
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ LOW_CONFIDENCE = 50.0
 """pLDDT below which a residue is taken as disordered (AlphaFold's "very low" band)."""
 
 LOW_CONFIDENCE_WEIGHT = 0.5
-"""Factor on the input weight of atoms below ``LOW_CONFIDENCE`` (see benchmarks/README.md, pLDDT)."""
+"""Factor on the input weight of atoms below ``LOW_CONFIDENCE``: a stated choice (benchmarks/README.md §9)."""
 
 PREDICTORS = ("alphafold", "colabfold", "esmfold", "openfold", "boltz", "chai-1", "protenix")
 """Programs that write pLDDT in the B column (names matched without case)."""
@@ -113,7 +115,7 @@ def detect(header: ModelHeader) -> str:
 
 
 def plddt_to_bfactors(plddt: np.ndarray) -> np.ndarray:
-    """B-factors (Å²) from pLDDT (0–100): Phenix's rmsd = 1.5·exp(4·(0.7 − pLDDT/100)) Å, capped, B = 8π²·rmsd²/3."""
+    """B-factors (Å²) from pLDDT (0–100): rmsd = 1.5·exp(4·(0.7 − pLDDT/100)) Å, capped, B = 8π²·rmsd²/3."""
     fraction = np.clip(np.asarray(plddt, dtype=np.float64) / 100.0, 0.0, 1.0)
     rmsd = np.minimum(1.5 * np.exp(4.0 * (0.7 - fraction)), RMSD_CAP)
     return 8.0 * math.pi ** 2 * rmsd ** 2 / 3.0
