@@ -139,8 +139,8 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
         raise UserError("A struc2map run is already going in this session; wait for it to end or type "
                         "'struc2map stop'.")
     _require_torch()  # the resolution is checked on the worker, with the engine (which imports scipy)
-    request = _Request(session, [_job(s, bfactors) for s in structures], resolution, weights, device, tile_size, batch_size,
-                       compare, on_grid, fit, move_structure, grid_spacing, model_id, name)
+    request = _Request(session, [_job(s, bfactors) for s in structures], resolution, weights, device, tile_size,
+                       batch_size, compare, on_grid, fit, move_structure, grid_spacing, model_id, name)
     run = Run(session, lambda emit, should_stop: _work(request, emit, should_stop),
               lambda event: _on_event(request, run, event), lambda error: _on_end(request, run, error),
               poll=lambda: _check_models(request, run))

@@ -96,7 +96,7 @@ def test_a_marked_model_with_b_factors_beyond_100_is_read_as_b(data):
 
 
 def test_conversion_is_phenix_relation():
-    """rmsd = 1.5·exp(4·(0.7 − pLDDT/100)) Å (≤ 20 Å), B = 8π²·rmsd²/3 (cctbx mmtbx/process_predicted_model.py)."""
+    """rmsd = 1.5·exp(4·(0.7 − pLDDT/100)) Å (≤ 20 Å), B = 8π²·rmsd²/3 (cctbx process_predicted_model.py)."""
     b = plddt_to_bfactors(np.array([100.0, 90.0, 70.0, 50.0, 0.0, 120.0, -5.0]))
     rmsd = np.array([1.5 * math.exp(4 * (0.7 - f)) for f in (1.0, 0.9, 0.7, 0.5)] + [20.0, 1.5 * math.exp(-1.2),
                                                                                     20.0])
