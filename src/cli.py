@@ -141,9 +141,11 @@ def _molmap(args: argparse.Namespace) -> int:
     from .mapio import check_map_output, read_map, write_map
     from .memory import check_molmap
     from .molmap import SIGMA_FACTOR, _grid_step, molmap, molmap_grid
+    from .resolution import check_resolution
     from .structure import read_structure
 
     inputs = [args.model, args.on_grid]
+    check_resolution(args.resolution)
     check_output(args.output, overwrite=args.overwrite, inputs=inputs)
     atoms = read_structure(args.model)
     on_grid = read_map(args.on_grid) if args.on_grid else None

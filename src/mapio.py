@@ -74,9 +74,21 @@ def check_map_output(path, origin, voxel_size, *, overwrite: bool, inputs=(), ot
     """``path`` if a map with this placement can be written there (see ``files.check_output``); run it
     before the work, as :func:`write_map` does again before writing."""
     path = check_output(path, overwrite=overwrite, inputs=inputs, others=others)
+    origin, voxel_size = np.asarray(origin, dtype=np.float64), np.asarray(voxel_size, dtype=np.float64)
     if _file_type(path) == "ccp4":
-        _whole_voxel_start(path, np.asarray(origin, dtype=np.float64), np.asarray(voxel_size, dtype=np.float64))
+        _whole_voxel_start(path, origin, voxel_size)
+    else:
+        _check_float32_origin(path, origin, voxel_size)
     return path
+
+
+def _check_float32_origin(path: Path, origin: np.ndarray, voxel_size: np.ndarray) -> None:
+    """Refuse an origin that the MRC header's float32 fields would move by more than 1% of a voxel."""
+    off = np.abs(origin.astype(np.float32).astype(np.float64) - origin).max()
+    if off > 0.01 * voxel_size.min():
+        raise InputError(f"Cannot save {path.name}: its origin {tuple(np.round(origin, 3))} Å is too far out for the "
+                         f"MRC header's float32 fields, which would place the map {off:.2g} Å off; move the model "
+                         "nearer the coordinate origin.")
 
 
 def _whole_voxel_start(path: Path, origin: np.ndarray, voxel_size: np.ndarray) -> np.ndarray:

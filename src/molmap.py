@@ -20,6 +20,7 @@ from .grid import MapData
 SIGMA_FACTOR = 1 / (math.pi * math.sqrt(2))
 """ChimeraX's default σ/resolution: the Gaussian's width at which its Fourier
 transform falls to 1/e at spatial frequency 1/resolution."""
+MAX_SIGMA_FACTOR = 1.0  # σ = sigma_factor × resolution: above the resolution itself, a map is blur, not structure
 
 CONVENTIONS = ("centered", "corner")
 
@@ -41,8 +42,9 @@ def molmap_grid(coords: np.ndarray, resolution: float, *, grid_spacing: float | 
     _check_positive("resolution", resolution)
     step = _grid_step(resolution, grid_spacing)
     pad = 3 * resolution if edge_padding is None else edge_padding
-    if not math.isfinite(pad):
-        raise InputError(f"The edge padding must be a finite number of Å, not {pad}.")
+    if not (math.isfinite(pad) and pad >= 0):
+        raise InputError(f"The edge padding must be a finite number of Å, 0 or more (a negative one cuts atoms "
+                         f"off the map), not {pad}.")
     if convention not in CONVENTIONS:
         raise InputError(f"The grid convention must be one of {', '.join(CONVENTIONS)}, not {convention!r}.")
     # ChimeraX takes the atoms' bounds in float32 (chimerax.geometry.bounds.point_bounds).
@@ -116,16 +118,31 @@ def molmap(coords: np.ndarray, weights: np.ndarray, resolution: float, *,
     """
     _check_positive("resolution", resolution)
     _check_positive("sigma factor", sigma_factor)
+    if sigma_factor > MAX_SIGMA_FACTOR:
+        raise InputError(f"A sigma factor of {sigma_factor:g} blurs each atom by more than the resolution itself, "
+                         f"which spreads the map to nothing; molmap's default is {SIGMA_FACTOR:.3f}.")
     if on_grid is None:
         origin, shape = molmap_grid(coords, resolution, grid_spacing=grid_spacing,
                                     edge_padding=edge_padding, convention=convention)
         grid = MapData(np.broadcast_to(np.float32(0), shape), origin, _grid_step(resolution, grid_spacing))
     else:
         grid = on_grid
+        _check_atoms_reach(_checked_coords(coords), grid, cutoff_range * resolution * sigma_factor)
     array = gaussian_density(coords, weights, resolution * sigma_factor, grid, cutoff_range)
     header = {"resolution": float(resolution), "sigma_factor": float(sigma_factor),
               "grid_spacing": float(grid.voxel_size[0])}
     return MapData(array, grid.origin.copy(), grid.voxel_size.copy(), header)
+
+
+def _check_atoms_reach(coords: np.ndarray, grid: MapData, reach: float) -> None:
+    """Refuse a grid that no atom's density reaches (the map would be all zeros)."""
+    low = grid.origin - reach
+    high = grid.ijk_to_xyz(np.asarray(grid.shape_xyz, float) - 1) + reach
+    if not np.any(np.all((coords >= low) & (coords <= high), axis=1)):
+        span = lambda a, b: " × ".join(f"{x:.1f}–{y:.1f}" for x, y in zip(a, b))
+        raise InputError(f"No atom lies within {reach:.1f} Å of the grid (the grid spans "
+                         f"{span(grid.origin, high - reach)} Å, the atoms {span(coords.min(0), coords.max(0))} Å): "
+                         "the map would be empty. Are the model and the map in the same frame?")
 
 
 def normalize_minmax(array: np.ndarray) -> np.ndarray:

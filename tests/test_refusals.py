@@ -86,3 +86,38 @@ def test_fetch_does_not_take_html_pages_for_maps(tmp_path, capsys):
     with pytest.raises(Exception, match="lists no pairs"):
         read_pairs(out / "pairs.csv")
     assert not [p for p in out.rglob("*") if p.is_file() and p.name != "pairs.csv"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["-r", "3", "--edge-padding", "-5"], "edge padding must be a finite number of Å, 0 or more"),
+    (["-r", "3", "--sigma-factor", "1e9"], "blurs each atom by more than the resolution itself"),
+    (["-r", "1e9"], "Resolution 1e+09 Å is outside 0.5–100 Å"),
+])
+def test_molmap_settings_that_empty_or_cut_the_map_are_refused(data, tmp_path, capsys, options, message):
+    model = data("t20s_fragment_emd5623/test_model.pdb")
+    assert cli.main(["molmap", str(model), *options, "-o", str(tmp_path / "m.mrc")]) == 2
+    assert message in one_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_molmap_on_a_grid_no_atom_reaches_is_refused(data, tmp_path, capsys):
+    model = data("t20s_fragment_emd5623/test_model.pdb")
+    far = tmp_path / "far.mrc"
+    write_map(far, MapData(np.random.default_rng(0).random((20, 20, 20)).astype(np.float32), (5000, 0, 0), 1.0))
+    assert cli.main(["molmap", str(model), "-r", "3", "--on-grid", str(far), "-o", str(tmp_path / "m.mrc")]) == 2
+    assert "No atom lies within" in one_error(capsys) and not (tmp_path / "m.mrc").exists()
+
+
+def test_an_origin_float32_cannot_hold_is_refused_not_shifted(tmp_path, capsys):
+    """Atoms near 1e8 Å (an mmCIF can hold them): the MRC header's float32 origin would move the map by Å."""
+    rows = "".join(f"ATOM {i + 1} C CA . ALA A 1 {i + 1} ? {1.0e8 + 1.37 * i:.3f} 2.000 3.000 1.00 20.00 {i + 1} A 1\n"
+                   for i in range(5))
+    (tmp_path / "far.cif").write_text(
+        "data_far\nloop_\n_atom_site.group_PDB\n_atom_site.id\n_atom_site.type_symbol\n_atom_site.label_atom_id\n"
+        "_atom_site.label_alt_id\n_atom_site.label_comp_id\n_atom_site.label_asym_id\n_atom_site.label_entity_id\n"
+        "_atom_site.label_seq_id\n_atom_site.pdbx_PDB_ins_code\n_atom_site.Cartn_x\n_atom_site.Cartn_y\n"
+        "_atom_site.Cartn_z\n_atom_site.occupancy\n_atom_site.B_iso_or_equiv\n_atom_site.auth_seq_id\n"
+        "_atom_site.auth_asym_id\n_atom_site.pdbx_PDB_model_num\n" + rows)
+    assert cli.main(["molmap", str(tmp_path / "far.cif"), "-r", "3", "-o", str(tmp_path / "m.mrc")]) == 2
+    assert "too far out for the MRC header's float32 fields" in one_error(capsys)
+    assert not (tmp_path / "m.mrc").exists()
