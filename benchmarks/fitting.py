@@ -129,7 +129,7 @@ def summary(result: dict, label: str) -> tuple[float, float]:
 def seen_in_training(result: dict) -> bool:
     """Whether the weights that made this result were trained on its pair (their training record names it);
     results from before weights were recorded were made with the first generator, v1."""
-    from chimerax.struc2map.weights_io import read_metadata, resolve_weights
+    from chimerax.struc2map.weights_meta import read_metadata, resolve_weights
 
     training = read_metadata(resolve_weights(result.get("weights", "v1"))).get("training", {})
     return result["name"] in (training.get("train", {}).get("train_pairs") or [])

@@ -31,7 +31,8 @@ from .mapio import check_map_output, write_map
 from .plddt import read_b_column
 from .structure import Atoms, read_structure
 from .tiling import TilingConfig
-from .weights_io import Weights, weights_file_pair
+from .weights_io import Weights
+from .weights_meta import weights_file_pair
 
 MODEL_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 LOG_NAME = "struc2map_batch.rank{rank}.jsonl"

@@ -40,7 +40,7 @@ def _write_json(path: str | None, data: dict, overwrite: bool) -> None:
 
 def _weights_files(path: str | None) -> list[Path]:
     """The files of ``--weights`` (inputs no output may replace)."""
-    from .weights_io import weights_file_pair
+    from .weights_meta import weights_file_pair
 
     return list(weights_file_pair(path)) if path else []
 
@@ -188,7 +188,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _weights_import(args: argparse.Namespace) -> int:
     from .published import import_checkpoint
-    from .weights_io import file_sha256, read_metadata
+    from .weights_meta import file_sha256, read_metadata
 
     pt_path = import_checkpoint(args.checkpoint, name=args.name, output=args.output, input_recipe=args.input,
                                 overwrite=args.overwrite)
@@ -198,7 +198,7 @@ def _weights_import(args: argparse.Namespace) -> int:
 
 def _weights_download(args: argparse.Namespace) -> int:
     from .published import PUBLISHED, download_published, import_checkpoint
-    from .weights_io import read_metadata
+    from .weights_meta import read_metadata
 
     progress = _progress_bar("download")
     checkpoint = download_published(args.folder, progress=None if progress is None else
@@ -220,7 +220,7 @@ def _print_imported(pt_path: Path, meta: dict, checkpoint_sha256: str) -> None:
 
 
 def _weights_list(args: argparse.Namespace) -> int:
-    from .weights_io import GeneratorSpec, installed_weights
+    from .weights_meta import GeneratorSpec, installed_weights
 
     found = installed_weights()
     if not found:

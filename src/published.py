@@ -25,7 +25,8 @@ from .files import is_plain_name
 from .network import LEVELS, MAX_WIDTH, Generator, rename_published_state_dict
 from .simulators import RECIPES
 from .userdata import downloads_folder, weights_folder
-from .weights_io import file_sha256, fitted_generator, save_weights
+from .weights_io import fitted_generator, save_weights
+from .weights_meta import file_sha256
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import numpy as np
 from .errors import WeightsError
 from .grid import MapData
 from .molmap import molmap, normalize_minmax
-from .weights_io import DEFAULT_INPUT
+from .weights_meta import DEFAULT_INPUT
 
 TEMPY_BLUR_INPUT = {"simulator": "tempy-blur", "resolution": 2.0, "grid_spacing": 1.0, "sigma_factor": 0.356,
                     "normalisation": "zscore"}

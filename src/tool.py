@@ -119,7 +119,7 @@ class Struc2mapTool(ToolInstance):
 
     def _fill_weights_menu(self) -> None:
         """Installed weights (the user's imported ones and the shipped ones), the shipped default first."""
-        from .weights_io import default_weights_path, installed_weights
+        from .weights_meta import default_weights_path, installed_weights
 
         self.weights_menu.addItem("shipped (default)", None)
         default = default_weights_path()

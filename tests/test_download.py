@@ -15,7 +15,7 @@ from chimerax.struc2map import cli, published
 from chimerax.struc2map.download import DownloadError, download, part_path
 from chimerax.struc2map.errors import WeightsError
 from chimerax.struc2map.userdata import downloads_folder, weights_folder
-from chimerax.struc2map.weights_io import installed_weights
+from chimerax.struc2map.weights_meta import installed_weights
 from tests.test_published import lightning_checkpoint
 
 DATA = bytes(range(256)) * 4000  # 1 MB, more than one read chunk

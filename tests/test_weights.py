@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from chimerax.struc2map import weights_io as weights_module
+from chimerax.struc2map import weights_meta
 from chimerax.struc2map.errors import Struc2mapError, WeightsError
 from chimerax.struc2map.network import Generator
 from chimerax.struc2map.weights_io import (
@@ -194,7 +195,7 @@ def test_missing_and_unexpected_keys_are_named(saved):
 
 
 def test_default_weights_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(weights_module, "__file__", str(tmp_path / "pkg" / "weights.py"))
+    monkeypatch.setattr(weights_meta, "__file__", str(tmp_path / "pkg" / "weights_meta.py"))
     assert default_weights_path() is None
     shipped = save_weights(tmp_path / "pkg" / "weights" / "struc2map_generator", random_generator(), {})
     assert default_weights_path() == shipped
