@@ -1,4 +1,9 @@
-"""``struc2map prepare | train | evaluate | export`` (the training side of the command line)."""
+"""``struc2map prepare | train | evaluate | export | fetch`` (the training side of the command line).
+
+Only the flag definitions are imported with the parser (config.py has no
+torch); each command imports its work modules when it runs, so the rest of
+``struc2map`` neither needs torch nor pays for importing it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .pairs import read_pairs, select
-from .prepare import PrepareConfig, prepare
-from .train import TrainConfig
+from .config import PrepareConfig, TrainConfig
 
 
 def _boolean(text: str) -> bool:
@@ -96,6 +99,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from .pairs import read_pairs, select
+    from .prepare import prepare
+
     pairs = select([pair for path in args.pairs for pair in read_pairs(path)], args.only)
     index = prepare(pairs, args.output, _config(PrepareConfig, args), unpaired=[Path(m) for m in args.unpaired])
     print(f"{len(index['pairs'])} pairs kept, {len(index['dropped'])} dropped, {len(index['failed'])} failed; "
@@ -123,6 +129,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from ..weights_io import load_weights
     from .evaluate import evaluate
+    from .pairs import read_pairs, select
 
     pairs = select([pair for path in args.pairs for pair in read_pairs(path)], args.only)
     rows = evaluate(pairs, load_weights(args.weights), args.output, device=args.device)

@@ -18,11 +18,10 @@ reused, so the step is idempotent and resumable.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -39,33 +38,8 @@ from ..metrics import chimerax_correlation
 from ..molmap import SIGMA_FACTOR, molmap, molmap_grid
 from ..resample import resample_onto
 from ..structure import read_structure
+from .config import FORMAT_VERSION, PrepareConfig
 from .pairs import Pair
-
-FORMAT_VERSION = 3  # 3: cut_to_map
-
-
-@dataclass
-class PrepareConfig:
-    """Settings of the prepare step (all recorded in the dataset)."""
-
-    input_resolution: float = 2.0
-    grid_spacing: float = 1.0
-    edge_padding: float = 10.0
-    target_levels: tuple[float, ...] = (3.0, 4.0, 5.0, 6.0, 8.0)  # coarser copies, where ≥ 0.75 Å coarser
-    scale_percentile: float = 99.0
-    min_correlation: float = 0.6
-    tile_size: int = 32
-    stride: int = 20
-    cut_to_map: bool = True  # False: the model's whole padded grid, zeros beyond a box-cut map (the default weights')
-
-    def key(self) -> str:
-        """Checksum of the settings, to know whether a prepared pair can be reused."""
-        text = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def levels(self, reported: float) -> list[float]:
-        """Target resolutions of a pair: its reported one, then the coarser levels."""
-        return [float(reported)] + [float(r) for r in self.target_levels if r >= reported + 0.75]
 
 
 def model_grid(coords: np.ndarray, config: PrepareConfig, experimental: MapData | None = None) -> MapData:

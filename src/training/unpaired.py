@@ -23,7 +23,8 @@ from ..errors import InputError
 from ..grid import MapData
 from ..mapio import read_map
 from ..resample import resample_onto
-from .prepare import PrepareConfig, make_target, tile_corners
+from .config import PrepareConfig
+from .prepare import make_target, tile_corners
 
 NOMINAL_RESOLUTION = 4.0  # Å, for the envelope only: these maps come without a stated resolution
 ATOM_DEPTH = 1.5  # Å from a density region's edge to the atoms under it
