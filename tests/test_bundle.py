@@ -110,7 +110,7 @@ def test_real_pair_volume_grid_position_and_logged_correlations(cx, data, tiny_w
     assert scores.keys() == expected.keys()
     for label, values in expected.items():
         assert scores[label] == pytest.approx(values, rel=1e-3, abs=1e-6), label
-    assert f"measure correlation #2 inMap #3" in html and "molmap #1 3.5 onGrid #3" in html
+    assert "measure correlation #2 inMap #3" in html and "molmap #1 3.5 onGrid #3" in html
 
     # The contour encloses as many voxels as molmap's envelope at 3.5 Å: the fewest voxels holding 95% of its
     # mass, counted here from its sorted values (ChimeraX places its level from a histogram, to within a bin).

@@ -8,7 +8,6 @@ import torch
 
 from chimerax.struc2map import generate as gen
 from chimerax.struc2map.errors import WeightsError
-from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.inputs import (bfactor_channel, bfactors_informative, input_channels, resolution_condition)
 from chimerax.struc2map.mask import atom_distance, envelope_radii, soft_envelope
 from chimerax.struc2map.molmap import molmap, normalize_minmax

@@ -12,7 +12,7 @@ import pytest
 
 import tests.chimerax_session  # noqa: F401  (aliases collections names before chimerax modules load)
 from chimerax.map_data import open_file as chimerax_open
-from chimerax.struc2map import files, mapio
+from chimerax.struc2map import files
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.mapio import read_map, write_map

@@ -21,7 +21,7 @@ from chimerax.struc2map import molmap as molmap_module
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.files import atomic_path, check_output, special_file_kind
 from chimerax.struc2map.grid import MapData
-from chimerax.struc2map.mapio import read_map, write_map
+from chimerax.struc2map.mapio import write_map
 
 FAST = ["--tile-size", "40", "--margin", "4", "--device", "cpu"]
 

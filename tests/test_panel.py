@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from tests.chimerax_session import cx_session, open_pdb, run  # noqa: E402,F401
-from tests.panel_standins import install_gui_standins, qt_application, screenshot  # noqa: E402
+from tests.panel_standins import install_gui_standins, qt_application  # noqa: E402
 from tests.test_bundle import _frames, _unzip, _volumes  # noqa: E402
 
 torch.set_num_threads(1)

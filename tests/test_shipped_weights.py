@@ -13,7 +13,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
 
 from chimerax.struc2map import cli
 from chimerax.struc2map.mapio import read_map

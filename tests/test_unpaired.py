@@ -10,7 +10,6 @@ from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.mapio import write_map
 from chimerax.struc2map.training.dataset import RealTileSampler
-from chimerax.struc2map.training.pairs import read_pairs, select
 from chimerax.struc2map.training.prepare import PrepareConfig
 from chimerax.struc2map.training.unpaired import density_region, prepare_unpaired
 

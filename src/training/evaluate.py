@@ -33,7 +33,6 @@ from ..metrics import compare_maps
 from ..molmap import molmap, molmap_grid
 from ..realism import amplitude_falloff, local_texture
 from ..resample import resample_onto
-from ..resolution import lowpass_to_resolution
 from ..structure import read_structure
 from ..tiling import TilingConfig
 from ..weights_io import Weights

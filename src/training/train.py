@@ -16,7 +16,6 @@ import copy
 import importlib.util
 import json
 import math
-import os
 import signal
 import time
 from dataclasses import asdict
