@@ -125,7 +125,9 @@ def test_paper_config_matches_plain_loop(generator, volume, reference):
 def test_batch_size_does_not_change_the_result(generator, volume, reference):
     config = dataclasses.replace(TilingConfig.paper(), batch_size=5)
     predicted, _ = predict_tiled(generator, volume, config, device="cpu")
-    np.testing.assert_allclose(predicted, reference, rtol=1e-5, atol=1e-5)
+    # fp32 convolutions may take another algorithm for another batch size: on a 2-core AVX2 CPU one voxel of
+    # 53,650 came out 1.6e-5 off (rounding, on values of order 0.2)
+    np.testing.assert_allclose(predicted, reference, rtol=1e-5, atol=5e-5)
 
 
 @pytest.mark.parametrize("tile_size, margin, shape", [(16, 2, (37, 50, 29)), (32, 6, (3, 40, 5)), (64, 8, (70, 9, 33))])
