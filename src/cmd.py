@@ -179,17 +179,20 @@ def struc2map_triggers(session):
 def register_command(logger) -> None:
     """Register ``struc2map`` and ``struc2map stop`` with ChimeraX's command parser."""
     from chimerax.atomic import AtomicStructuresArg
-    from chimerax.core.commands import (BoolArg, CmdDesc, EnumOf, FloatArg, IntArg, ModelIdArg,
-                                        PositiveFloatArg, StringArg, register)
+    from chimerax.core.commands import (BoolArg, Bounded, CmdDesc, EnumOf, FloatArg, ModelIdArg, PositiveFloatArg,
+                                        PositiveIntArg, StringArg, register)
     from chimerax.map import MapArg
 
     from .plddt import MODES
+    from .resolution import MAX_RESOLUTION, MIN_RESOLUTION
 
+    resolution = Bounded(FloatArg, MIN_RESOLUTION, MAX_RESOLUTION,
+                         name=f"a resolution in Å from {MIN_RESOLUTION:g} to {MAX_RESOLUTION:g}")
     desc = CmdDesc(
         required=[("structures", AtomicStructuresArg)],
-        keyword=[("resolution", FloatArg), ("grid_spacing", PositiveFloatArg), ("device", StringArg),
+        keyword=[("resolution", resolution), ("grid_spacing", PositiveFloatArg), ("device", StringArg),
                  ("weights", StringArg), ("compare", MapArg), ("on_grid", MapArg), ("fit", MapArg),
-                 ("move_structure", BoolArg), ("tile_size", IntArg), ("batch_size", IntArg),
+                 ("move_structure", BoolArg), ("tile_size", PositiveIntArg), ("batch_size", PositiveIntArg),
                  ("model_id", ModelIdArg), ("name", StringArg), ("bfactors", EnumOf(MODES)), ("wait", BoolArg)],
         required_arguments=["resolution"],
         synopsis="generate an experimental-like cryo-EM map from an atomic model (struc2mapGAN)")

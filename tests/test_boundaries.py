@@ -41,8 +41,10 @@ NO_TORCH = ("torch",)
 def run_blocked(blocked: tuple[str, ...], code: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with ``blocked`` packages refused; fail with its output if it fails."""
     script = f"BLOCKED = {blocked!r}\n" + BLOCKER + textwrap.dedent(code)
-    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    # UTF-8 both ways whatever locale an earlier test (a ChimeraX session) left: the outputs hold Å and ×
+    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, encoding="utf-8",
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+                                            "PYTHONIOENCODING": "utf-8"})
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -109,7 +111,7 @@ def test_compare_and_molmap_run_without_torch(tmp_path):
         assert main(["compare", "molmap.mrc", "--reference", {str(map_path)!r}, "--json", "scores.json"]) == 0
     ''', cwd=tmp_path)
     assert (tmp_path / "molmap.mrc").stat().st_size > 0
-    assert '"correlation"' in (tmp_path / "scores.json").read_text()
+    assert '"correlation"' in (tmp_path / "scores.json").read_text(encoding="utf-8")
 
 
 def test_help_lists_the_training_steps_without_torch():

@@ -227,13 +227,13 @@ def _corrupt_copy(weights, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("args, message", [
-    ("resolution 0", "Resolution must be a positive number"),
-    ("resolution -2", "Resolution must be a positive number"),
+    ("resolution 0", 'Invalid "resolution" argument: Must be greater than or equal to 0.5'),  # in the parser
+    ("resolution -2", 'Invalid "resolution" argument: Must be greater than or equal to 0.5'),
     ("", "resolution"),
     ("resolution 3 weights /nonexistent/w.pt", "does not exist"),
     ("resolution 3 weights CORRUPT", "corrupt or was changed"),
     ("resolution 3 tileSize 20", "multiple of 8"),
-    ("resolution 3 batchSize 0", "batch size must be at least 1"),
+    ("resolution 3 batchSize 0", 'Invalid "batchSize" argument: Must be greater than or equal to 1'),
     ("resolution 3 device quantum", "Unknown compute device 'quantum'"),
     ("resolution 3 device cuda", "CUDA GPU was requested"),
 ])

@@ -45,3 +45,14 @@ def test_maps_far_away_or_not_finite_are_refused(cx, data, tiny_weights, keyword
     near.set_parameters(surface_levels=[0.5])
     (made,) = run(cx, f"struc2map #1 resolution 4 {keyword} #{near.id_string} weights {tiny_weights.path}")
     assert np.isfinite(made.full_matrix()).all()
+
+
+@pytest.mark.parametrize("options, expected", [
+    ("resolution 1e9", 'Invalid "resolution" argument: Must be less than or equal to 100'),
+    ("resolution 4 tileSize 0", 'Invalid "tileSize" argument: Must be greater than or equal to 1'),
+])
+def test_bad_numbers_fail_in_the_parser_before_a_run(cx, data, tiny_weights, options, expected):
+    open_pdb(cx, data(MODEL))
+    with pytest.raises(UserError, match=expected):
+        run(cx, f"struc2map #1 {options} weights {tiny_weights.path}")
+    assert len(cx.models) == 1
