@@ -354,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
               "--batch-size or --tile-size.", file=sys.stderr)
         return 2
     except RuntimeError as e:
-        if type(e).__name__ != "OutOfMemoryError":  # torch's, for GPU memory
+        torch = sys.modules.get("torch")  # loaded only if the command ran the generator: never imported here
+        if torch is None or not isinstance(e, torch.cuda.OutOfMemoryError):
             raise
         print("struc2map: error: the GPU ran out of memory; use a smaller --batch-size or --tile-size, or "
               "--device cpu.", file=sys.stderr)

@@ -100,10 +100,6 @@ class GeneratorSpec:
                    mask_radius=number("output.mask_radius", out.get("mask_radius"), None, high=50.0),
                    envelope=envelope)
 
-    def network(self) -> dict:
-        """The metadata's "network" section for this spec."""
-        return {"in_channels": self.in_channels, "condition": self.condition, "condition_dim": self.condition_dim}
-
 
 def weights_file_pair(path: str | os.PathLike) -> tuple[Path, Path]:
     """The ``(NAME.pt, NAME.json)`` pair for a path given as NAME.pt, NAME.json or NAME."""

@@ -121,3 +121,18 @@ def test_an_origin_float32_cannot_hold_is_refused_not_shifted(tmp_path, capsys):
     assert cli.main(["molmap", str(tmp_path / "far.cif"), "-r", "3", "-o", str(tmp_path / "m.mrc")]) == 2
     assert "too far out for the MRC header's float32 fields" in one_error(capsys)
     assert not (tmp_path / "m.mrc").exists()
+
+
+def test_gpu_out_of_memory_is_one_sentence(monkeypatch, capsys):
+    """A GPU cannot run here: torch's own CUDA out-of-memory error is raised by a stand-in command."""
+    import torch
+
+    def out_of_memory(args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(cli, "_molmap", out_of_memory)
+    assert cli.main(["molmap", "any.pdb", "-r", "3", "-o", "x.mrc"]) == 2
+    assert "the GPU ran out of memory; use a smaller --batch-size" in one_error(capsys)
+    monkeypatch.setattr(cli, "_molmap", lambda args: (_ for _ in ()).throw(RuntimeError("other")))
+    with pytest.raises(RuntimeError, match="other"):
+        cli.main(["molmap", "any.pdb", "-r", "3", "-o", "x.mrc"])
