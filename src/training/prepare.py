@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import InputError
 from ..files import atomic_path, output_folder, write_text
@@ -35,8 +34,9 @@ from ..inputs import bfactors_informative, input_channels
 from ..mapio import read_map
 from ..mask import atom_distance, envelope_radii, soft_envelope
 from ..metrics import chimerax_correlation
-from ..molmap import SIGMA_FACTOR, molmap, molmap_grid
+from ..molmap import molmap, molmap_grid
 from ..resample import resample_onto
+from ..resolution import lowpass_to_resolution
 from ..structure import read_structure
 from .config import FORMAT_VERSION, PrepareConfig
 from .pairs import Pair
@@ -62,14 +62,6 @@ def model_grid(coords: np.ndarray, config: PrepareConfig, experimental: MapData 
     if np.any(last < first):
         raise InputError("The model lies outside the experimental map's box.")
     return MapData(np.zeros(tuple((last - first + 1)[::-1]), np.float32), origin + first * spacing, spacing)
-
-
-def lowpass(values: np.ndarray, reported: float, target: float, voxel_size: float) -> np.ndarray:
-    """A map at ``reported`` resolution Gaussian-filtered to ``target`` (molmap's σ convention)."""
-    if target <= reported:
-        return values
-    sigma = SIGMA_FACTOR * np.sqrt(target ** 2 - reported ** 2) / voxel_size
-    return ndimage.gaussian_filter(values, sigma, mode="nearest", truncate=4.0).astype(np.float32)
 
 
 def make_target(values: np.ndarray, distance: np.ndarray, resolution: float, percentile: float) -> np.ndarray:
@@ -109,8 +101,8 @@ def prepare_pair(pair: Pair, config: PrepareConfig) -> dict:
                          grid, config.input_resolution, channels=2)
     levels = config.levels(pair.resolution)
     distance = atom_distance(grid, atoms.coords, envelope_radii(max(levels))[1] + 1.0)
-    spacing = float(grid.voxel_size[0])
-    targets = np.stack([make_target(lowpass(exp_on_grid, pair.resolution, r, spacing), distance, r,
+    experimental = grid.with_array(exp_on_grid)
+    targets = np.stack([make_target(lowpass_to_resolution(experimental, r, pair.resolution)[0].array, distance, r,
                                     config.scale_percentile) for r in levels])
     pad = [(0, 0)] + [(0, max(config.tile_size - n, 0)) for n in grid.array.shape]
     return {
