@@ -28,7 +28,6 @@ gives an error that says what to type.
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import time
 import warnings
@@ -61,8 +60,6 @@ TORCH_HELP = (
 )
 WEIGHTS_KEYWORD_HELP = (" In ChimeraX, name weights with the weights keyword, by file or installed name: "
                         "struc2map #1 resolution 3.5 weights NAME")
-MOLMAP_SIGMA_FACTOR = 1 / (math.pi * math.sqrt(2))  # molmap's default standard deviation / resolution
-MOLMAP_CUTOFF = 5  # molmap's default cutoff, in standard deviations
 
 
 @dataclass
@@ -369,13 +366,14 @@ def _simulated_input(job: _Job, weights, resolution: float):
     from .generate import edge_padding, input_grid, input_settings, simulate_input
     from .grid import MapData
     from .memory import check_generate
+    from .molmap import CUTOFF_RANGE, SIGMA_FACTOR
 
     check_generate(input_grid(job.xyz, weights, resolution)[1])  # before the input grid is allocated
     if weights.metadata.get("input", {}).get("simulator", "molmap") != "molmap":
         return simulate_input(job.xyz, job.weights, weights, resolution)
     input_resolution, spacing = input_settings(weights)
     grid = bounding_grid(job.xyz, spacing, edge_padding(weights, resolution))
-    add_gaussians(grid, job.xyz, job.weights, input_resolution * MOLMAP_SIGMA_FACTOR, MOLMAP_CUTOFF)
+    add_gaussians(grid, job.xyz, job.weights, input_resolution * SIGMA_FACTOR, CUTOFF_RANGE)
     return MapData(grid.full_matrix(), grid.origin, grid.step)
 
 

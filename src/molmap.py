@@ -20,6 +20,7 @@ from .grid import MapData
 SIGMA_FACTOR = 1 / (math.pi * math.sqrt(2))
 """ChimeraX's default σ/resolution: the Gaussian's width at which its Fourier
 transform falls to 1/e at spatial frequency 1/resolution."""
+CUTOFF_RANGE = 5.0  # ChimeraX's default: Gaussians are cut at this many standard deviations
 MAX_SIGMA_FACTOR = 1.0  # σ = sigma_factor × resolution: above the resolution itself, a map is blur, not structure
 
 CONVENTIONS = ("centered", "corner")
@@ -61,7 +62,7 @@ def molmap_grid(coords: np.ndarray, resolution: float, *, grid_spacing: float | 
 
 
 def gaussian_density(coords: np.ndarray, weights: np.ndarray, sigma: float, grid: MapData,
-                     cutoff_range: float = 5.0) -> np.ndarray:
+                     cutoff_range: float = CUTOFF_RANGE) -> np.ndarray:
     """Sum of normalised Gaussians (σ in Å) at the atoms, on ``grid``'s voxels (its values are unused).
 
     Returns a float32 array [z, y, x] of ``grid``'s shape; each atom within the grid
@@ -106,7 +107,7 @@ def gaussian_density(coords: np.ndarray, weights: np.ndarray, sigma: float, grid
 
 def molmap(coords: np.ndarray, weights: np.ndarray, resolution: float, *,
            grid_spacing: float | None = None, sigma_factor: float = SIGMA_FACTOR,
-           edge_padding: float | None = None, cutoff_range: float = 5.0,
+           edge_padding: float | None = None, cutoff_range: float = CUTOFF_RANGE,
            on_grid: MapData | None = None, convention: str = "centered") -> MapData:
     """ChimeraX's ``molmap``: a map simulated from atoms (xyz Å, weights = atomic numbers).
 
