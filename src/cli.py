@@ -188,7 +188,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _weights_import(args: argparse.Namespace) -> int:
     from .published import import_checkpoint
-    from .weights_meta import file_sha256, read_metadata
+    from .files import file_sha256
+    from .weights_meta import read_metadata
 
     pt_path = import_checkpoint(args.checkpoint, name=args.name, output=args.output, input_recipe=args.input,
                                 overwrite=args.overwrite)

@@ -10,7 +10,6 @@ a complete file that fails a check is deleted, not kept for resuming.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import time
@@ -19,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from .files import atomic_path, open_appending
+from .files import atomic_path, file_sha256, open_appending
 
 CHUNK = 1 << 20
 MIN_RATE = 1024  # bytes per second, averaged over each ``timeout`` seconds of a transfer
@@ -80,12 +79,9 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None = None, sha2
                 if f.read(len(starts_with)) != starts_with:
                     raise DownloadError(f"{url} gave a file that does not begin as expected (an error page?).")
         if sha256 is not None:
-            digest = hashlib.sha256()
-            with open(tmp, "rb") as f:
-                for chunk in iter(lambda: f.read(CHUNK), b""):
-                    digest.update(chunk)
-            if digest.hexdigest() != sha256.lower():
-                raise DownloadError(f"{url} gave a file with sha256 {digest.hexdigest()}, not {sha256}.")
+            got_sha256 = file_sha256(tmp)
+            if got_sha256 != sha256.lower():
+                raise DownloadError(f"{url} gave a file with sha256 {got_sha256}, not {sha256}.")
     return dest
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import os
 import re
@@ -271,3 +272,12 @@ def open_appending(path: str | os.PathLike, *, truncate: bool = False) -> Binary
     if truncate:
         os.ftruncate(fd, 0)
     return os.fdopen(fd, "ab")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

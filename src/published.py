@@ -21,12 +21,11 @@ import torch
 
 from .download import DownloadError, download, part_path
 from .errors import WeightsError
-from .files import is_plain_name
+from .files import file_sha256, is_plain_name
 from .network import LEVELS, MAX_WIDTH, Generator, rename_published_state_dict
 from .simulators import RECIPES
 from .userdata import downloads_folder, weights_folder
 from .weights_io import fitted_generator, save_weights
-from .weights_meta import file_sha256
 
 
 @dataclass(frozen=True)

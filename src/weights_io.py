@@ -19,10 +19,10 @@ import torch
 
 from . import __version__
 from .errors import WeightsError
-from .files import atomic_path, check_output, output_folder
+from .files import atomic_path, check_output, file_sha256, output_folder
 from .network import LEVELS, MAX_WIDTH, Generator
 from .weights_meta import (ARCHITECTURE, DEFAULT_INPUT, DEFAULT_OUTPUT, FORMAT, FORMAT_VERSION, GeneratorSpec,
-                           default_weights_path, file_sha256, read_metadata, resolve_weights, weights_file_pair)
+                           default_weights_path, read_metadata, resolve_weights, weights_file_pair)
 
 MISSING_WEIGHTS_HELP = (
     "No trained Struc2map weights are installed. "

@@ -9,7 +9,6 @@ weights_io.py's job.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -107,15 +106,6 @@ def weights_file_pair(path: str | os.PathLike) -> tuple[Path, Path]:
     if path.suffix in (".pt", ".json"):
         path = path.with_suffix("")
     return path.with_name(path.name + ".pt"), path.with_name(path.name + ".json")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

@@ -25,7 +25,8 @@ from chimerax.struc2map.simulators import RECIPES
 from chimerax.struc2map.structure import read_structure
 from chimerax.struc2map.userdata import downloads_folder, weights_folder
 from chimerax.struc2map.weights_io import load_weights_or_shipped
-from chimerax.struc2map.weights_meta import file_sha256, installed_weights, resolve_weights
+from chimerax.struc2map.files import file_sha256
+from chimerax.struc2map.weights_meta import installed_weights, resolve_weights
 from tests.chimerax_session import cx_session  # noqa: F401  (fixture)
 
 SMALL = (4, 8, 16, 32)

@@ -9,10 +9,10 @@ from chimerax.struc2map import weights_io as weights_module
 from chimerax.struc2map import weights_meta
 from chimerax.struc2map.errors import Struc2mapError, WeightsError
 from chimerax.struc2map.network import Generator
+from chimerax.struc2map.files import file_sha256
 from chimerax.struc2map.weights_io import (
     MISSING_WEIGHTS_HELP,
     default_weights_path,
-    file_sha256,
     load_weights,
     read_metadata,
     save_weights,
