@@ -341,6 +341,28 @@ def test_sigterm_saves_the_checkpoint_and_exits_143(dataset, tmp_path):
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] >= 1
 
 
+def test_a_stopped_epoch_reports_the_mean_of_the_steps_it_ran(dataset, tmp_path, monkeypatch):
+    """Stopped after 2 of 5 steps, the epoch's row holds the mean over those 2 (was the sum divided by 5)."""
+    from chimerax.struc2map.training.config import TrainConfig
+    from chimerax.struc2map.training.train import Trainer
+
+    out, _ = dataset
+    config = TrainConfig(widths=(4, 8, 16, 32), adv_weight=0, batch_size=2, steps_per_epoch=5, val_tiles=2, epochs=3)
+    trainer = Trainer(out, tmp_path / "run", config, log=lambda s: None)
+    calls = []
+
+    def step(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            trainer.stopped_by = signal.SIGTERM
+        return {"rec": 0.5, "ssim": 0.0, "adv": 0.25, "disc": 0.75}
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    (row,) = trainer.run()
+    assert len(calls) == 2 and row["step"] == 2
+    assert (row["train_rec"], row["train_adv"], row["train_disc"]) == pytest.approx((0.5, 0.25, 0.75))
+
+
 class Payload:
     """Unpickling it would set ``ran``: a checkpoint must never run code."""
 

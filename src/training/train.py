@@ -235,6 +235,7 @@ class Trainer:
                 rng = np.random.default_rng([cfg.seed, self.rank, self.epoch])
                 sums = {"rec": 0.0, "ssim": 0.0, "adv": 0.0, "disc": 0.0}
                 t0 = time.time()
+                done = 0
                 for _ in range(cfg.steps_per_epoch):
                     x, c, y = self.train_data.batch(cfg.batch_size, rng, degradation=self.degradation,
                                                     rotate=cfg.rotate)
@@ -244,8 +245,11 @@ class Trainer:
                     for k, v in self.train_step(x, c, y, unpaired).items():
                         sums[k] += v / cfg.steps_per_epoch
                     self.step += 1
+                    done += 1
                     if self.stopped_by is not None:
                         break
+                if done < cfg.steps_per_epoch:  # a stopped epoch: its means are over the steps it ran
+                    sums = {k: v * cfg.steps_per_epoch / max(done, 1) for k, v in sums.items()}
                 val = self.validate()
                 self.schedG.step(val)
                 if self.schedD is not None:
