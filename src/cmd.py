@@ -236,9 +236,11 @@ def _check_grid_spacing(structures, spacing: float) -> None:
     from .errors import Struc2mapError
     from .memory import check_molmap
     from .molmap import molmap_grid
+    from .weights_meta import DEFAULT_INPUT
 
     for structure in structures:
-        _, shape = molmap_grid(np.array(structure.atoms.coords, np.float64), 2.0, grid_spacing=1.0)
+        _, shape = molmap_grid(np.array(structure.atoms.coords, np.float64), DEFAULT_INPUT["resolution"],
+                               grid_spacing=DEFAULT_INPUT["grid_spacing"])
         resampled = tuple(int((n - 1) // spacing) + 1 for n in shape)
         if min(resampled) < 2:
             raise UserError(f"gridSpacing {spacing:g} Å leaves fewer than 2 grid planes along an axis of the map of "
