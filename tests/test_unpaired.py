@@ -50,6 +50,13 @@ def test_prepare_unpaired_then_train_mixes_them_into_the_discriminator(data, tmp
                      "--unpaired", str(data(MEASLES))]) == 0
     index = json.loads((out / "index.json").read_text())
     assert list(index["unpaired"]) == ["emd2867_4uft_box"] and index["real_tiles"]
+    twin = tmp_path / "other" / "emd2867_4uft_box.mrc.gz"  # another map of the same name: refused, not merged
+    twin.parent.mkdir()
+    twin.write_bytes(data(MEASLES).read_bytes())
+    assert cli.main(["prepare", pairs, "--only", "t20s_fragment_emd5623", "--output", str(out),
+                     "--unpaired", str(data(MEASLES)), str(twin)]) == 1
+    again = json.loads((out / "index.json").read_text())
+    assert again["real_tiles"] == index["real_tiles"] and f"unpaired:{twin}" in again["failed"]
     sampler = RealTileSampler(out)
     batch = sampler.batch(3, np.random.default_rng(0))
     assert tuple(batch.shape) == (3, 1, 32, 32, 32) and batch.abs().max() > 0.3

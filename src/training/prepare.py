@@ -124,6 +124,10 @@ def _prepare_unpaired(maps: list[Path], out_dir: Path, config: PrepareConfig, in
     for source in maps:
         source = Path(source)
         name = source.name.split(".")[0]
+        if name in index["unpaired"]:  # its file and tiles would be taken for the other map's
+            index["failed"][f"unpaired:{source}"] = f"InputError: {name} names another unpaired map too; rename one"
+            log(f"unpaired {source}: FAILED (another unpaired map is also named {name})")
+            continue
         path = out_dir / "unpaired" / f"{name}.npz"
         meta = _load_meta(path) if path.exists() else None
         if meta is None or meta.get("config_key") != key or meta.get("map") != str(source):
