@@ -3,11 +3,12 @@
 # MODEL_CARD.md reports every run). Thirteen training pairs (the second generator's seven, measles EMD-2867 and
 # five of ../shared/data/more/), five held out, and five unpaired real maps as extra real samples for the
 # discriminator. It starts from the shipped second generator (weights/struc2map_generator.pt) and trains with the
-# paper's adversarial term from the first step. Resumable: run it again with the same WORK_DIR to continue
+# paper's adversarial term from the first step, with the discriminator at a quarter of the paper's widths (half the
+# step cost here; the first 132 steps, MODEL_CARD.md, showed its loss leaving chance). Resumable: run it again with the same WORK_DIR to continue
 # (--max-minutes bounds one sitting; --epochs the whole run).
 # Cost measured on a 2-core AVX2 CPU without bf16 (2026-12-07, one step of 8 tiles, nothing else running):
 # 20.8 s with this discriminator (16/32/64/128), 10.4 s with one at quarter width, 7.1 s for SmoothL1 alone;
-# with other work beside it a step took 95 s. 600 steps are about 3.5 hours alone: two sittings.
+# with other work beside it a step took 95 s. 600 steps at quarter width (with validation) are about 2.4 hours.
 # Run from the repository root with the training extra installed (pip install -e .[training]).
 # Usage: bash weights/make_weights_gen3.sh [DATA_DIR] [WORK_DIR] [MINUTES]
 set -euo pipefail
@@ -31,6 +32,6 @@ UNPAIRED="$U/emd0775_6ksw_box.mrc.gz $U/emd1461_segment.mrc.gz $U/emd21367_6vrc_
 struc2map prepare "$DATA/pairs.txt" "$DATA/pairs_extra.txt" "$DATA/more/pairs.txt" weights/data/pairs.txt \
     --output "$WORK/ds_gen3" --only $TRAIN $VAL --unpaired $UNPAIRED
 struc2map train "$WORK/ds_gen3" --run-dir "$WORK/adv_gen3" --train-pairs $TRAIN --val-pairs $VAL \
-    --widths 16 32 64 128 --disc-widths 16 32 64 128 --init-weights weights/struc2map_generator.pt \
+    --widths 16 32 64 128 --disc-widths 8 16 32 64 --init-weights weights/struc2map_generator.pt \
     --lr 1e-4 --disc-lr 1e-4 --adv-weight 0.01 --real-fraction 0.5 --batch-size 8 --steps-per-epoch 10 \
     --val-tiles 40 --ema-decay 0.99 --plateau-patience 1000 --seed 3 --epochs 60 --max-minutes "$MINUTES"
