@@ -216,7 +216,7 @@ def paper_pcc(a: np.ndarray, b: np.ndarray) -> float:
     """The paper's PCC: Pearson correlation over the whole box of the thresholded,
     min-max normalised maps (same grid). 0.0 if either is constant after that."""
     _check_pair(a, b)
-    return _pearson(_paper_normalise(a), _paper_normalise(b))
+    return pearson(_paper_normalise(a), _paper_normalise(b))
 
 
 def paper_ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -238,11 +238,25 @@ def _check_ssim_size(shape: tuple[int, ...]) -> None:
                          f"got shape {tuple(shape)}.")
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x = (x - x.mean()).reshape(-1)
-    y = (y - y.mean()).reshape(-1)
-    d = np.sqrt((x @ x) * (y @ y))
-    return float((x @ y) / d) if d > 0 else 0.0
+def pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The Pearson correlation of two arrays of one size over all their values (float64), each
+    value weighted by ``weights`` if given; 0.0 where either is constant (a zero denominator).
+
+    The project's one Pearson correlation: the paper's PCC, realism's local texture and
+    evaluate's closest molmap use it. ChimeraX's correlation about mean
+    (:func:`chimerax_correlation`) is not it: that reproduces ChimeraX's one-pass sums.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if weights is None:
+        x = (x - x.mean()).reshape(-1)
+        y = (y - y.mean()).reshape(-1)
+        d = np.sqrt((x @ x) * (y @ y))
+        return float((x @ y) / d) if d > 0 else 0.0
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    x, y = x.reshape(-1), y.reshape(-1)
+    x, y = x - np.average(x, weights=w), y - np.average(y, weights=w)
+    d = np.sqrt(np.sum(w * x * x) * np.sum(w * y * y))
+    return float(np.sum(w * x * y) / d) if d > 0 else 0.0
 
 
 def _mean_ssim(x: np.ndarray, y: np.ndarray) -> float:
@@ -296,7 +310,7 @@ def compare_maps(map_: MapData, reference: MapData, level: float | None = None) 
     y = _paper_normalise(resample_onto(map_, reference).array)
     return {"correlation": corr["correlation"],
             "correlation_about_mean": corr["correlation_about_mean"],
-            "pcc": _pearson(x, y), "ssim": _mean_ssim(x, y),
+            "pcc": pearson(x, y), "ssim": _mean_ssim(x, y),
             "level": float(level), "points": corr["points"]}
 
 

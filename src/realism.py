@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from .errors import InputError
 from .grid import MapData
+from .metrics import pearson
 
 LOW_FREQUENCY = 1.0 / 12.0  # Å⁻¹: the fall-off band starts here (coarser shells hold the envelope's shape)
 TEXTURE_SIGMA = 3.0  # Å: the high-pass that leaves secondary-structure detail
@@ -85,7 +86,4 @@ def local_texture(map_: MapData, reference: MapData, mask: np.ndarray) -> float:
     w = np.asarray(mask, np.float64).ravel()
     if not w.sum() > 0:
         raise InputError("The mask is empty.")
-    x, y = contrast(map_.array).ravel(), contrast(reference.array).ravel()
-    x, y = x - np.average(x, weights=w), y - np.average(y, weights=w)
-    denominator = np.sqrt(np.sum(w * x * x) * np.sum(w * y * y))
-    return float(np.sum(w * x * y) / denominator) if denominator > 0 else 0.0
+    return pearson(contrast(map_.array), contrast(reference.array), weights=w)

@@ -233,6 +233,20 @@ def test_correlation_edge_cases():
 
 # ---------------------------------------------------------------- the paper's PCC and SSIM
 
+def test_pearson_matches_numpy_weighted_formula_and_is_zero_for_a_constant():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(9, 10, 11))
+    b = a + rng.normal(size=a.shape)
+    assert metrics.pearson(a, b) == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1], abs=1e-14)
+    w = rng.random(a.shape)
+    x, y = a.ravel() - np.average(a, weights=w), b.ravel() - np.average(b, weights=w)
+    weighted = np.sum(w.ravel() * x * y) / np.sqrt(np.sum(w.ravel() * x * x) * np.sum(w.ravel() * y * y))
+    assert metrics.pearson(a, b, weights=w) == pytest.approx(weighted, abs=1e-14)
+    assert metrics.pearson(a, b, weights=np.ones_like(a)) == pytest.approx(metrics.pearson(a, b), abs=1e-14)
+    assert metrics.pearson(a, np.full_like(a, 3.0)) == 0.0
+    assert metrics.pearson(a, np.zeros_like(a), weights=w) == 0.0
+
+
 def _paper_reference_pcc(map1, map2):
     """The authors' calculate_pcc (evaluation/eval_funcs.py), in float64."""
     map1, map2 = np.array(map1, np.float64), np.array(map2, np.float64)

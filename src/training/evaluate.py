@@ -29,7 +29,7 @@ from ..generate import generate
 from ..grid import MapData
 from ..mapio import read_map
 from ..mask import atom_distance, envelope_radii, soft_envelope
-from ..metrics import compare_maps
+from ..metrics import compare_maps, pearson
 from ..molmap import molmap, molmap_grid
 from ..realism import amplitude_falloff, local_texture
 from ..resample import resample_onto
@@ -99,12 +99,10 @@ def evaluate_pair(pair: Pair, weights: Weights, *, tiling: TilingConfig | None =
 def closest_blur(generated: MapData, atoms) -> dict:
     """The molmap resolution (2–12 Å) whose map, on the generated map's grid, correlates best with it."""
     values = generated.array.ravel().astype(np.float64)
-    values -= values.mean()
     best, best_corr = None, -2.0
     for b in SWEEP_BLURS:
         m = molmap(atoms.coords, atoms.atomic_numbers, b, on_grid=generated).array.ravel().astype(np.float64)
-        m -= m.mean()
-        corr = float(values @ m / np.sqrt((values @ values) * (m @ m)))
+        corr = pearson(values, m)
         if corr > best_corr:
             best, best_corr = float(b), corr
     return {"closest_molmap": best, "correlation": best_corr}
