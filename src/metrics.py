@@ -206,32 +206,6 @@ def _paper_normalise(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
-    if np.shape(a) != np.shape(b) or np.ndim(a) != 3:
-        raise InputError(f"Maps to compare must be 3D arrays on the same grid; got shapes "
-                         f"{np.shape(a)} and {np.shape(b)}.")
-
-
-def paper_pcc(a: np.ndarray, b: np.ndarray) -> float:
-    """The paper's PCC: Pearson correlation over the whole box of the thresholded,
-    min-max normalised maps (same grid). 0.0 if either is constant after that."""
-    _check_pair(a, b)
-    return pearson(_paper_normalise(a), _paper_normalise(b))
-
-
-def paper_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """The paper's SSIM: scikit-image ``structural_similarity`` defaults (7-voxel
-    uniform window, K1 0.01, K2 0.03, sample covariance, data_range 1; mean over the
-    box cropped by 3 voxels) on the thresholded, min-max normalised maps.
-
-    Computed in z-slabs (with a 3-plane halo) to bound memory. Constant maps give a
-    defined value (two all-zero maps: 1.0).
-    """
-    _check_pair(a, b)
-    _check_ssim_size(np.shape(a))
-    return _mean_ssim(_paper_normalise(a), _paper_normalise(b))
-
-
 def _check_ssim_size(shape: tuple[int, ...]) -> None:
     if min(shape) < _SSIM_WINDOW:
         raise InputError(f"SSIM needs maps at least {_SSIM_WINDOW} voxels along every axis; "
@@ -260,7 +234,13 @@ def pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> 
 
 
 def _mean_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    """Mean per-voxel SSIM over the box cropped by the window radius, slab by slab."""
+    """The paper's SSIM of two normalised maps: scikit-image ``structural_similarity`` defaults
+    (7-voxel uniform window, K1 0.01, K2 0.03, sample covariance, data_range 1), the mean per-voxel
+    value over the box cropped by the window radius.
+
+    Computed in z-slabs (with a 3-plane halo) to bound memory. Constant maps give a defined value
+    (two all-zero maps: 1.0).
+    """
     pad = (_SSIM_WINDOW - 1) // 2
     nz = x.shape[0]
     planes = max(1, _SLAB_VOXELS // x[0].size)
