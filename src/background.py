@@ -156,6 +156,6 @@ def current_run(session) -> Run | None:
 
 
 def _claim(run: Run) -> None:
-    if run.session in _runs:
+    if run.session in _runs:  # a caller's mistake: front ends refuse the user first, in their words (current_run)
         raise RuntimeError("a struc2map run is already in progress for this session")
     _runs[run.session] = run

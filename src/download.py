@@ -18,14 +18,15 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from .errors import Struc2mapError
 from .files import atomic_path, file_sha256, open_appending
 
 CHUNK = 1 << 20
 MIN_RATE = 1024  # bytes per second, averaged over each ``timeout`` seconds of a transfer
 
 
-class DownloadError(OSError):
-    """A download that completed but is not the file expected (wrong size or checksum)."""
+class DownloadError(Struc2mapError):
+    """A download that completed but is not the file expected (wrong size, first bytes or checksum)."""
 
 
 def part_path(dest: str | os.PathLike) -> Path:
@@ -48,8 +49,8 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None = None, sha2
     and ``HTTPError``, timeouts, ConnectionError for a transfer that broke
     off or brought fewer than ``min_rate`` bytes/s over ``timeout`` seconds)
     with the partial file kept for the next try; a link, FIFO or device in
-    place of ``NAME.part`` raises InputError; a wrong size or
-    checksum raises DownloadError (an OSError too).
+    place of ``NAME.part`` raises InputError; a file of the wrong size, first
+    bytes or checksum raises DownloadError and is deleted.
     """
     dest = Path(dest)
     if dest.exists():

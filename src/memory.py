@@ -178,7 +178,7 @@ def check_generate(shape_zyx: tuple[int, int, int], tile_size: int = 32, batch_s
     """Refuse a generate run whose grid or tile batches would not fit, naming the part that does not."""
     grid, tiles = generate_need(shape_zyx, tile_size, batch_size)
     if tiles > grid:
-        way_out = "use a smaller --batch-size or --tile-size (batchSize, tileSize in ChimeraX)"
+        way_out = "use a smaller batch size or tile size"
     else:
         way_out = ("split the model into parts or use a finer resolution (the box is padded by 3 × resolution), "
                    "or use a machine with more memory")

@@ -60,7 +60,7 @@ def save_weights(path: str | os.PathLike, generator: Generator, metadata: dict, 
     is (``files.check_output``: never one of ``inputs``, even with
     ``overwrite``), written to temporary files and moved into place.
     """
-    if not isinstance(generator, Generator):
+    if not isinstance(generator, Generator):  # a caller's mistake, not the user's: Python's type
         raise TypeError(f"save_weights needs a Generator, got {type(generator).__name__}.")
     pt_path, json_path = weights_file_pair(path)
     output_folder(pt_path.parent, "weights folder")

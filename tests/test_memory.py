@@ -115,7 +115,7 @@ def test_coarse_resolution_on_a_small_fragment_is_refused(limited):
 
 
 def test_huge_tiles_are_refused(limited):
-    assert_refused(limited["tiles"], "tiles of 1000³", "--batch-size or --tile-size")
+    assert_refused(limited["tiles"], "tiles of 1000³", "smaller batch size or tile size")
 
 
 @pytest.mark.parametrize("case", ["spacing", "padding"])

@@ -15,7 +15,7 @@ from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.molmap import molmap_grid
 from chimerax.struc2map.training.augment import Degradation, cube_rotation
 from chimerax.struc2map.training.pairs import read_pairs, select
-from chimerax.struc2map.training.prepare import PrepareConfig, model_grid, prepare, tile_corners
+from chimerax.struc2map.training.prepare import PrepareConfig, make_target, model_grid, prepare, tile_corners
 from chimerax.struc2map.weights_io import load_weights
 
 SMALL = "t20s_fragment_emd5623"
@@ -97,6 +97,12 @@ def test_model_grid_is_cut_to_the_map_box():
         model_grid(coords + 500.0, config, box)
     whole = model_grid(coords, config)  # no map: the padded grid, as prepare makes it with cut_to_map=False
     assert whole.shape_xyz == tuple(shape[::-1]) and np.allclose(whole.origin, origin)
+
+
+def test_a_map_without_density_near_the_atoms_is_refused_as_input():
+    distance = np.full((4, 4, 4), 1.0)
+    with pytest.raises(InputError, match="no positive density near the atoms"):
+        make_target(np.zeros((4, 4, 4)), distance, 3.0, 99.0)
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +278,7 @@ def test_training_settings_and_files_that_cannot_work_are_one_sentence(dataset, 
         ([*run, str(tmp_path / "r"), *TINY, "--ema-decay", "2"], "--ema-decay must be 0"),
         ([*run, str(tmp_path / "r"), "--widths", "4", "8", "8", "64", *TINY[5:], "--init-weights",
           str(tiny_weights.path)],
-         "has widths 4 8 16 32, not the 4 8 8 64"),
+         "have widths 4 8 16 32, not the 4 8 8 64"),
         ([*run, str(payload), *TINY], "holds Python objects that are refused"),
         ([*run, str(garbage), *TINY], "cannot be read as a checkpoint"),
         ([*run, str(linked), *TINY], "cannot be read as a checkpoint"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..download import download
-from ..errors import InputError
+from ..errors import InputError, Struc2mapError
 from ..files import output_folder, write_csv
 from ..input_files import readable_file
 
@@ -94,7 +94,7 @@ def fetch(entries: list[Entry], out_dir: str | Path, *, emdb_url: str = EMDB_URL
             if resolution is None:
                 xml = download(f"{emdb_url}/EMD-{e.emdb}/header/emd-{e.emdb}.xml", out_dir / name / f"emd-{e.emdb}.xml")
                 resolution = header_resolution(xml)
-        except (OSError, InputError, ET.ParseError) as err:
+        except (OSError, Struc2mapError, ET.ParseError) as err:  # network, wrong file, bad header
             failed[name] = f"{type(err).__name__}: {err}"
             log(f"{name}: FAILED ({failed[name]})")
             continue

@@ -72,7 +72,7 @@ def make_target(values: np.ndarray, distance: np.ndarray, resolution: float, per
     near = values[distance <= 2.0] - level
     scale = float(np.percentile(near, percentile)) if near.size else 0.0
     if not scale > 0:
-        raise ValueError("the map has no positive density near the atoms")
+        raise InputError("The map has no positive density near the atoms.")
     return (soft_envelope(distance, inner, outer) * (values - level) / scale).astype(np.float32)
 
 

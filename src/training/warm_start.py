@@ -18,14 +18,16 @@ def warm_start(generator: Generator, weights_path: str) -> str:
     """
     previous = load_weights(weights_path).generator
     if tuple(previous.widths) != tuple(generator.widths):
-        raise WeightsError(f"--init-weights {weights_path} has widths {' '.join(map(str, previous.widths))}, not the "
-                           f"{' '.join(map(str, generator.widths))} of --widths: train with those widths.")
+        raise WeightsError(f"The weights to start from, {weights_path}, have widths "
+                           f"{' '.join(map(str, previous.widths))}, not the {' '.join(map(str, generator.widths))} "
+                           "of the generator to train: train with those widths.")
     old = previous.state_dict()
     state = generator.state_dict()
     copied, widened = 0, 0
     for key, value in old.items():
         if key not in state:
-            raise WeightsError(f"--init-weights {weights_path} has a parameter {key} the new generator lacks.")
+            raise WeightsError(f"The weights to start from, {weights_path}, have a parameter {key} the new "
+                               "generator lacks.")
         target = state[key]
         if target.shape == value.shape:
             target.copy_(value)
@@ -36,8 +38,8 @@ def warm_start(generator: Generator, weights_path: str) -> str:
             target[:, :value.shape[1]] = value
             widened += 1
         else:
-            raise WeightsError(f"--init-weights {weights_path}: its {key} of shape {tuple(value.shape)} cannot "
-                               f"start one of shape {tuple(target.shape)}.")
+            raise WeightsError(f"The weights to start from, {weights_path}, have a {key} of shape "
+                               f"{tuple(value.shape)}, which cannot start one of shape {tuple(target.shape)}.")
     with torch.no_grad():
         generator.load_state_dict(state)
     fresh = len(state) - copied - widened
