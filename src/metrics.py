@@ -266,16 +266,22 @@ def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
 
 
-def compare_maps(map_: MapData, reference: MapData, level: float | None = None) -> dict:
+def compare_maps(map_: MapData, reference: MapData, level: float | None = None, *,
+                 resampled: MapData | None = None) -> dict:
     """The paper's four scores for ``map_`` against an experimental ``reference``.
 
     ChimeraX correlation and correlation about mean interpolate ``map_`` at the
     reference's envelope points (``measure correlation #reference inMap #map``);
-    PCC and SSIM use ``map_`` resampled onto the reference's grid. ``level`` defaults
-    to the reference's ChimeraX contour level. Returns correlation,
-    correlation_about_mean, pcc, ssim, level and points (envelope size).
+    PCC and SSIM use ``map_`` resampled onto the reference's grid
+    (``resampled``, when the caller has already made it with
+    ``resample_onto(map_, reference)``). ``level`` defaults to the reference's
+    ChimeraX contour level. Returns correlation, correlation_about_mean, pcc,
+    ssim, level and points (envelope size).
     """
     _check_ssim_size(reference.array.shape)
+    if resampled is not None and resampled.array.shape != reference.array.shape:
+        raise InputError(f"The resampled map has shape {resampled.array.shape}, not the reference's "
+                         f"{reference.array.shape}.")
     for mapdata, role in ((map_, "map"), (reference, "reference")):
         _check_finite(mapdata, role)
     low, high = float(np.min(map_.array)), float(np.max(map_.array))
@@ -287,7 +293,7 @@ def compare_maps(map_: MapData, reference: MapData, level: float | None = None) 
     _check_overlap(map_, reference, level)
     corr = chimerax_correlation(reference, map_, level)
     x = _paper_normalise(reference.array)
-    y = _paper_normalise(resample_onto(map_, reference).array)
+    y = _paper_normalise((resample_onto(map_, reference) if resampled is None else resampled).array)
     return {"correlation": corr["correlation"],
             "correlation_about_mean": corr["correlation_about_mean"],
             "pcc": pearson(x, y), "ssim": _mean_ssim(x, y),

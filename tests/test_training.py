@@ -105,6 +105,37 @@ def test_a_map_without_density_near_the_atoms_is_refused_as_input():
         make_target(np.zeros((4, 4, 4)), distance, 3.0, 99.0)
 
 
+def test_evaluate_resamples_each_map_once_and_scores_as_compare_maps_alone(data, tiny_weights, monkeypatch):
+    from chimerax.struc2map import metrics, realism
+    from chimerax.struc2map.mapio import read_map
+    from chimerax.struc2map.mask import atom_distance, envelope_radii, soft_envelope
+    from chimerax.struc2map.resample import resample_onto
+    from chimerax.struc2map.structure import read_structure
+    from chimerax.struc2map.training import evaluate
+
+    monkeypatch.setattr(evaluate, "ORACLE_BLURS", (3.0,))
+    monkeypatch.setattr(evaluate, "SWEEP", ())
+    made, resampled = [], []
+    real_generate = evaluate.generate
+    monkeypatch.setattr(evaluate, "generate", lambda *a, **k: made.append(real_generate(*a, **k)[0]) or (made[-1], None))
+    for module in (evaluate, metrics):
+        monkeypatch.setattr(module, "resample_onto", lambda m, r: resampled.append(m) or resample_onto(m, r))
+    pair = select(read_pairs(data("bundled_pairs.txt")), [SMALL])[0]
+    scores, _ = evaluate.evaluate_pair(pair, tiny_weights, device="cpu")
+    assert len(resampled) == len(scores) - 1 + len(evaluate.ORACLE_BLURS)  # molmap_best holds the oracle's scores
+    exp, atoms = read_map(pair.map), read_structure(pair.model)
+    inner, outer = envelope_radii(pair.resolution)
+    mask = soft_envelope(atom_distance(exp, atoms.coords, outer + 1.0), inner, outer)
+    generator_methods = [name for name in scores if name.startswith("generator")]  # in the order generated
+    assert len(generator_methods) == len(made) >= 2
+    for name, generated in zip(generator_methods, made):
+        on_grid = resample_onto(generated, exp)
+        alone = {**metrics.compare_maps(generated, exp),
+                 "falloff": realism.amplitude_falloff(on_grid, exp, mask, pair.resolution),
+                 "texture": realism.local_texture(on_grid, exp, mask)}
+        assert scores[name] == alone, name
+
+
 @pytest.fixture(scope="module")
 def dataset(data, tmp_path_factory):
     pairs = select(read_pairs(data("bundled_pairs.txt")), [SMALL])

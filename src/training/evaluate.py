@@ -29,7 +29,7 @@ from ..generate import generate
 from ..grid import MapData
 from ..mapio import read_map
 from ..mask import atom_distance, envelope_radii, soft_envelope
-from ..metrics import compare_maps, pearson
+from ..metrics import compare_maps, default_contour_level, pearson
 from ..molmap import molmap, molmap_grid
 from ..realism import amplitude_falloff, local_texture
 from ..resample import resample_onto
@@ -60,10 +60,11 @@ def evaluate_pair(pair: Pair, weights: Weights, *, tiling: TilingConfig | None =
     experimental = read_map(pair.map)
     inner, outer = envelope_radii(pair.resolution)
     mask = soft_envelope(atom_distance(experimental, atoms.coords, outer + 1.0), inner, outer)
+    level = default_contour_level(experimental)
 
     def score(made: MapData) -> dict:
-        on_grid = resample_onto(made, experimental)
-        return {**compare_maps(made, experimental),
+        on_grid = resample_onto(made, experimental)  # once per map, for PCC, SSIM and both realism measures
+        return {**compare_maps(made, experimental, level, resampled=on_grid),
                 "falloff": amplitude_falloff(on_grid, experimental, mask, pair.resolution),
                 "texture": local_texture(on_grid, experimental, mask)}
 
