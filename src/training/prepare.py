@@ -117,8 +117,6 @@ def prepare_pair(pair: Pair, config: PrepareConfig) -> dict:
 def _prepare_unpaired(maps: list[Path], out_dir: Path, config: PrepareConfig, index: dict,
                       log: Callable[[str], None]) -> None:
     """Add real maps without models to ``index`` (files under ``unpaired/``), reusing those already made."""
-    from .unpaired import prepare_unpaired
-
     output_folder(out_dir / "unpaired", "dataset folder")
     key = config.key()
     for source in maps:
@@ -128,25 +126,66 @@ def _prepare_unpaired(maps: list[Path], out_dir: Path, config: PrepareConfig, in
             index["failed"][f"unpaired:{source}"] = f"InputError: {name} names another unpaired map too; rename one"
             log(f"unpaired {source}: FAILED (another unpaired map is also named {name})")
             continue
-        path = out_dir / "unpaired" / f"{name}.npz"
-        meta = _load_meta(path) if path.exists() else None
-        if meta is None or meta.get("config_key") != key or meta.get("map") != str(source):
-            try:
-                data = prepare_unpaired(source, config)
-            except Exception as e:  # a bad map is reported and skipped
-                index["failed"][f"unpaired:{name}"] = f"{type(e).__name__}: {e}"
-                log(f"unpaired {name}: FAILED ({type(e).__name__}: {e})")
-                continue
-            meta = {"config_key": key, "map": str(source), "region_fraction": data["region_fraction"],
-                    "corners": data["corners"].tolist()}
-            _save_npz(path, {"volume": data["volume"], "meta": json.dumps(meta)})
-            log(f"unpaired {name}: prepared, grid {data['volume'].shape[::-1]}, "
-                f"{len(meta['corners'])} tiles with density")
-        else:
-            log(f"unpaired {name}: already prepared")
+        meta, _ = _reuse_or_make(out_dir / "unpaired" / f"{name}.npz", f"unpaired {name}", f"unpaired:{name}",
+                                 {"config_key": key, "map": str(source)},
+                                 lambda: _unpaired_file(source, config), index, log)
+        if meta is None:
+            continue
         index["unpaired"][name] = {"file": f"unpaired/{name}.npz", "map": str(source),
                                    "region_fraction": meta["region_fraction"], "tiles": len(meta["corners"])}
         index["real_tiles"].extend([name, *c] for c in meta["corners"])
+
+
+def _reuse_or_make(path: Path, label: str, failed_key: str, identity: dict,
+                   make: Callable[[], tuple[dict, dict, str]], index: dict,
+                   log: Callable[[str], None]) -> tuple[dict | None, dict | None]:
+    """The dataset's file of one pair or unpaired map: reused when its meta holds ``identity``, else made again.
+
+    ``make()`` gives the meta (besides ``identity``), the arrays saved beside
+    it and the log's note on what was made; a failure is reported (in the log
+    and as ``index["failed"][failed_key]``) and skipped, never kept. Returns
+    (meta, arrays): arrays None when the file was reused, both None on failure.
+    """
+    meta = _load_meta(path) if path.exists() else None
+    if meta is not None and all(meta.get(k) == v for k, v in identity.items()):
+        log(f"{label}: already prepared")
+        return meta, None
+    try:
+        made, arrays, note = make()
+    except Exception as e:  # a bad pair or map is reported and skipped, never kept
+        index["failed"][failed_key] = f"{type(e).__name__}: {e}"
+        log(f"{label}: FAILED ({type(e).__name__}: {e})")
+        if os.environ.get("STRUC2MAP_DEBUG"):
+            traceback.print_exc()
+        return None, None
+    meta = {**identity, **made}
+    _save_npz(path, {**arrays, "meta": json.dumps(meta)})
+    log(f"{label}: prepared, {note}")
+    return meta, arrays
+
+
+def _pair_file(pair: Pair, config: PrepareConfig) -> tuple[dict, dict, str]:
+    """A pair's meta, arrays and log note (for :func:`_reuse_or_make`)."""
+    data = prepare_pair(pair, config)
+    meta = {"pair": pair.to_json(),
+            **{k: data[k] for k in ("atoms", "bfactors_informative", "bfactors_note",
+                                    "molmap_correlation", "molmap_correlation_about_mean")},
+            "levels": data["levels"].tolist(),
+            "origin": data["origin"].tolist(), "voxel_size": data["voxel_size"].tolist()}
+    note = (f"grid {data['input'].shape[:0:-1]}, molmap correlation {meta['molmap_correlation']:.3f}, "
+            f"levels {meta['levels']}, "
+            f"B-factors {'used' if meta['bfactors_informative'] else 'not used: ' + meta['bfactors_note']}")
+    return meta, {"input": data["input"], "targets": data["targets"], "levels": data["levels"]}, note
+
+
+def _unpaired_file(source: Path, config: PrepareConfig) -> tuple[dict, dict, str]:
+    """An unpaired map's meta, arrays and log note (for :func:`_reuse_or_make`)."""
+    from .unpaired import prepare_unpaired
+
+    data = prepare_unpaired(source, config)
+    corners = data["corners"].tolist()
+    meta = {"region_fraction": data["region_fraction"], "corners": corners}
+    return meta, {"volume": data["volume"]}, f"grid {data['volume'].shape[::-1]}, {len(corners)} tiles with density"
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -179,30 +218,11 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
              "pairs": {}, "dropped": {}, "failed": {}, "tiles": [], "unpaired": {}, "real_tiles": []}
     for pair in pairs:
         path = out_dir / "pairs" / f"{pair.name}.npz"
-        meta = _load_meta(path) if path.exists() else None
-        inp = None  # the input volume, once in memory
-        if meta is None or meta.get("config_key") != key:
-            try:
-                data = prepare_pair(pair, config)
-            except Exception as e:  # a bad pair is reported and skipped, never kept
-                index["failed"][pair.name] = f"{type(e).__name__}: {e}"
-                log(f"{pair.name}: FAILED ({type(e).__name__}: {e})")
-                if os.environ.get("STRUC2MAP_DEBUG"):
-                    traceback.print_exc()
-                continue
-            meta = {"config_key": key, "pair": pair.to_json(),
-                    **{k: data[k] for k in ("atoms", "bfactors_informative", "bfactors_note",
-                                            "molmap_correlation", "molmap_correlation_about_mean")},
-                    "levels": data["levels"].tolist(),
-                    "origin": data["origin"].tolist(), "voxel_size": data["voxel_size"].tolist()}
-            _save_npz(path, {"input": data["input"], "targets": data["targets"], "levels": data["levels"],
-                             "meta": json.dumps(meta)})
-            inp = data["input"]
-            log(f"{pair.name}: prepared, grid {data['input'].shape[:0:-1]}, "
-                f"molmap correlation {meta['molmap_correlation']:.3f}, levels {meta['levels']}, "
-                f"B-factors {'used' if meta['bfactors_informative'] else 'not used: ' + meta['bfactors_note']}")
-        else:
-            log(f"{pair.name}: already prepared")
+        meta, arrays = _reuse_or_make(path, pair.name, pair.name, {"config_key": key},
+                                      lambda: _pair_file(pair, config), index, log)
+        if meta is None:
+            continue
+        inp = None if arrays is None else arrays["input"]  # the input volume, once in memory
         if meta["molmap_correlation"] < config.min_correlation:
             index["dropped"][pair.name] = (f"molmap correlation {meta['molmap_correlation']:.3f} "
                                            f"< {config.min_correlation}")
