@@ -7,17 +7,9 @@ halfway. What it may have is the smallest of: the memory available now
 container's or job's), and the room left under the address-space limit
 (RLIMIT_AS, ``ulimit -v``).
 
-Bytes per voxel were measured as peak RSS minus the RSS before the step, on a
-2-core CPU with the shipped weights (/tmp scripts, one process per run)::
-
-    generate():  fragment (218 atoms) -r 60: 385×393×376 voxels, 1497 MiB;
-                 5ME2 -r 30: 248×250×235 voxels, 447 MiB  -> 26.0 B/voxel + ~90-200 MiB of tiles
-    one generator call, fp32 on CPU: 32³×8 tiles 370 MiB, 64³×2 634 MiB, 96³×1 1084 MiB
-                 -> 1300-1480 B per tile voxel (bf16: 590-660)
-    molmap + write_map: fragment at 0.2 Å spacing, 13.7 M voxels, 223 MiB -> 17 B/voxel
-    compare (CLI, both maps read, resampled, PCC, SSIM): MAP_m4A.mrc.gz with itself, 220³ voxels,
-                 peak 906 MB, 280 MB before -> 60 B per voxel of the reference (reading included)
-    read_map of a gzipped float32 map: region0.mrc.gz (340 MB unpacked), 664 MiB -> 2 × unpacked size
+The bytes per voxel and factors below are measured; the measurements (which
+maps, which machine, what each step peaked at) are in benchmarks/README.md,
+section 11.
 """
 from __future__ import annotations
 
@@ -30,9 +22,8 @@ from pathlib import Path
 from .errors import InputError
 
 GENERATE_BYTES_PER_VOXEL = 42
-"""generate(): molmap input, B-factor channel, padded channels, output, envelope, low-pass (float32), measured:
-the growth of peak RSS from haemoglobin to HCN4 (0.58 M to 2.51 M voxels) in benchmarks/inference.py, default
-weights (the first generator, one channel and a hard mask: 28)."""
+"""generate(): molmap input, B-factor channel, padded channels, output, envelope, low-pass (float32), measured
+with the default weights."""
 TILE_BYTES_PER_VOXEL = 1500
 """One generator call on the CPU in fp32, per voxel of the batch of tiles (activations), measured."""
 MOLMAP_BYTES_PER_VOXEL = 17
@@ -42,8 +33,7 @@ COMPARE_BYTES_PER_VOXEL = 60
 MAP_READ_FACTOR = 2
 """Reading a map needs about twice its unpacked size (the file's bytes, then the array), measured."""
 MODEL_READ_FACTOR = 12
-"""Reading a model with gemmi: peak memory 4-6× the unpacked size of a PDB file and 9× of an mmCIF file,
-measured (HCN4 6GYN, γ-secretase 5FN5, EMD-35448's 8IHL), with room to spare."""
+"""Reading a model with gemmi, per byte of the unpacked file: measured 4-9×, with room to spare."""
 DEFLATE_MAX_RATIO = 1032
 """The largest unpacked/packed size ratio deflate can reach: a bound when the gzip trailer cannot be trusted."""
 

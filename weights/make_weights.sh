@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-create the default weights (weights/struc2map_generator.pt, the second generator) from the real pairs
-# in ../shared/data, from scratch. About 2 hours on a 2-core CPU (2 h 4 min when it made the shipped
-# file; the adversarial fork, about 3x the control's cost per step, ends last; MODEL_CARD.md).
+# in ../shared/data, from scratch. How long it took, on which machine: weights/MODEL_CARD.md (training time
+# and hardware; the re-creation).
 # Run from the repository root in an environment where `struc2map` is installed with the training extra
 # (pip install -e .[training]). Floating-point results differ with the CPU and thread count.
 # Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR] [OUTPUT]   (OUTPUT: weights/struc2map_generator.pt;
