@@ -3,7 +3,7 @@
 Generator loss SmoothL1(G(x, r), y) (β = 1) + σ·(1 − SSIM) + α·BCE(D(G(x, r)), real),
 where r is the target resolution the tile's target has (the SSIM term is ours,
 off by default; the paper has σ = 0); discriminator
-loss ½[BCE(D(y), real) + BCE(D(G(x)), fake)]; one G step then one D step;
+loss ½[BCE(D(y), real) + BCE(D(G(x)), fake)]; one generator step then one discriminator step;
 NAdam and ReduceLROnPlateau on the validation loss. ``adv_weight = 0`` trains
 the generator alone (no discriminator is built), the cheap choice on a CPU.
 Under ``torchrun`` every process draws its own batches and gradients are
@@ -81,6 +81,24 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.device = process_device("auto")
         torch.manual_seed(config.seed)
+        self._load_data(Path(dataset_dir))
+        self._build_networks()
+        self._build_optimisers()
+        self._start_progress()
+        output_folder(self.run_dir, "run folder")
+        if self._checkpoint_path.exists():
+            self._resume()
+        self._wrap_for_processes()
+
+    @property
+    def _checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    # -- setting up ---------------------------------------------------------
+    def _load_data(self, dataset_dir: Path) -> None:
+        """The training tiles, the fixed validation batches, the input degradation and, for the
+        discriminator, the dataset's unpaired real tiles (None when not used)."""
+        config = self.config
         self.train_data = TileSampler(dataset_dir, config.train_pairs, empty_fraction=config.empty_fraction,
                                       bfactor_dropout=config.bfactor_dropout)
         overlap = set(self.train_data.names) & set(config.val_pairs)
@@ -89,45 +107,71 @@ class Trainer:
         val = TileSampler(dataset_dir, config.val_pairs) if config.val_pairs else self.train_data
         self.val_batches = val.fixed_batches(config.batch_size, config.val_tiles, seed=config.seed)
         self.degradation = Degradation(p=config.degrade_p) if config.degrade_p > 0 else None
-        self.G = Generator(config.widths, config.in_channels, condition_dim=config.condition_dim)
-        if config.init_weights and not (self.run_dir / "checkpoint.pt").exists():
-            self.log(warm_start(self.G, config.init_weights))
-        self.G.to(self.device)
-        self.optG = torch.optim.NAdam(self.G.parameters(), lr=config.lr)
-        self.schedG = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optG, factor=config.plateau_factor, patience=config.plateau_patience)
-        self.G_ema = None
-        if config.ema_decay > 0:
-            self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
-        self.D = self.optD = self.schedD = None
         self.real_data = None
         if config.adv_weight > 0:
             real = RealTileSampler(dataset_dir)
             self.real_data = real if len(real) and config.real_fraction > 0 else None
-            self.D = Discriminator(config.disc_widths).to(self.device)
-            self.optD = torch.optim.NAdam(self.D.parameters(), lr=config.disc_lr)
-            self.schedD = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optD, factor=config.plateau_factor, patience=config.plateau_patience)
+
+    def _build_networks(self) -> None:
+        """The generator (warm-started on a new run when asked), its moving average and, when adversarial,
+        the discriminator, in that order (they draw their initial weights from the seeded generator)."""
+        config = self.config
+        self.generator = Generator(config.widths, config.in_channels, condition_dim=config.condition_dim)
+        if config.init_weights and not self._checkpoint_path.exists():
+            self.log(warm_start(self.generator, config.init_weights))
+        self.generator.to(self.device)
+        self.generator_average = None  # the weights' exponential moving average, when ema_decay > 0
+        if config.ema_decay > 0:
+            self.generator_average = copy.deepcopy(self.generator).requires_grad_(False)
+        self.discriminator = None
+        if config.adv_weight > 0:
+            self.discriminator = Discriminator(config.disc_widths).to(self.device)
+
+    def _build_optimisers(self) -> None:
+        """NAdam for each network, with the learning rate lowered when the validation loss plateaus."""
+        config = self.config
+
+        def plateau(optimiser: torch.optim.Optimizer) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimiser, factor=config.plateau_factor, patience=config.plateau_patience)
+
+        self.generator_optimiser = torch.optim.NAdam(self.generator.parameters(), lr=config.lr)
+        self.generator_schedule = plateau(self.generator_optimiser)
+        self.discriminator_optimiser = self.discriminator_schedule = None
+        if self.discriminator is not None:
+            self.discriminator_optimiser = torch.optim.NAdam(self.discriminator.parameters(), lr=config.disc_lr)
+            self.discriminator_schedule = plateau(self.discriminator_optimiser)
+
+    def _start_progress(self) -> None:
+        """A new run's counters (a resumed run reads them from its checkpoint)."""
         self.epoch, self.step, self.seconds = 0, 0, 0.0
         self.history: list[dict] = []
         self.best_val = math.inf
         self.stopped_by: int | None = None  # the signal (SIGTERM, SIGINT) that ended the run early
         self._warned_plot = False
-        output_folder(self.run_dir, "run folder")
-        if (self.run_dir / "checkpoint.pt").exists():
-            self._resume()
-        self.Gp = DistributedDataParallel(self.G) if self.world > 1 else self.G
-        self.Dp = DistributedDataParallel(self.D) if (self.world > 1 and self.D is not None) else self.D
+
+    def _wrap_for_processes(self) -> None:
+        """The networks as a step calls them: wrapped in DistributedDataParallel under torchrun (which
+        averages the gradients across processes), else themselves."""
+        several = self.world > 1
+        self.generator_ddp = DistributedDataParallel(self.generator) if several else self.generator
+        self.discriminator_ddp = self.discriminator
+        if several and self.discriminator is not None:
+            self.discriminator_ddp = DistributedDataParallel(self.discriminator)
 
     # -- checkpoints --------------------------------------------------------
     def _state(self) -> dict:
-        opt = lambda o: None if o is None else o.state_dict()
+        """checkpoint.pt's contents. Its keys are the first runs' short names (G, D, optG, ...), kept so that
+        every run written so far resumes and exports."""
+        def state_of(part):
+            return None if part is None else part.state_dict()
+
         return {"config": asdict(self.config), "epoch": self.epoch, "step": self.step, "seconds": self.seconds,
                 "history": self.history, "best_val": self.best_val,
-                "G": self.G.state_dict(), "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
-                "optG": self.optG.state_dict(), "schedG": self.schedG.state_dict(),
-                "D": None if self.D is None else self.D.state_dict(), "optD": opt(self.optD),
-                "schedD": opt(self.schedD)}
+                "G": self.generator.state_dict(), "G_ema": state_of(self.generator_average),
+                "optG": self.generator_optimiser.state_dict(), "schedG": self.generator_schedule.state_dict(),
+                "D": state_of(self.discriminator), "optD": state_of(self.discriminator_optimiser),
+                "schedD": state_of(self.discriminator_schedule)}
 
     def save_checkpoint(self) -> None:
         """Write checkpoint.pt atomically (process 0 only)."""
@@ -141,80 +185,82 @@ class Trainer:
             torch.save(obj, tmp)
 
     def _resume(self) -> None:
-        state = read_checkpoint(self.run_dir / "checkpoint.pt")
+        """Networks, optimisers, schedules and counters from checkpoint.pt (keys as :meth:`_state` writes)."""
+        state = read_checkpoint(self._checkpoint_path)
         if tuple(state["config"]["widths"]) != tuple(self.config.widths):
             raise InputError(f"The checkpoint in {self.run_dir} has widths {tuple(state['config']['widths'])}, not "
                              f"the requested {tuple(self.config.widths)}: resume with those, or use another run folder.")
-        self.G.load_state_dict(state["G"])
-        if self.G_ema is not None:  # a run that had no average starts it from the generator it has
-            self.G_ema.load_state_dict(state.get("G_ema") or state["G"])
-        self.optG.load_state_dict(state["optG"])
-        self.schedG.load_state_dict(state["schedG"])
-        if self.D is not None and state["D"] is not None:
-            self.D.load_state_dict(state["D"])
-            self.optD.load_state_dict(state["optD"])
-            self.schedD.load_state_dict(state["schedD"])
+        self.generator.load_state_dict(state["G"])
+        if self.generator_average is not None:  # a run that had no average starts it from the generator it has
+            self.generator_average.load_state_dict(state.get("G_ema") or state["G"])
+        self.generator_optimiser.load_state_dict(state["optG"])
+        self.generator_schedule.load_state_dict(state["schedG"])
+        if self.discriminator is not None and state["D"] is not None:
+            self.discriminator.load_state_dict(state["D"])
+            self.discriminator_optimiser.load_state_dict(state["optD"])
+            self.discriminator_schedule.load_state_dict(state["schedD"])
         self.epoch, self.step, self.seconds = state["epoch"], state["step"], state["seconds"]
         self.history, self.best_val = state["history"], state["best_val"]
         self.log(f"resumed from epoch {self.epoch}, step {self.step}")
 
     # -- one step -----------------------------------------------------------
-    def _condition(self, c: torch.Tensor) -> torch.Tensor | None:
-        return c.to(self.device) if self.config.condition_dim else None
+    def _condition(self, condition: torch.Tensor) -> torch.Tensor | None:
+        return condition.to(self.device) if self.config.condition_dim else None
 
-    def train_step(self, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor,
+    def train_step(self, inputs: torch.Tensor, condition: torch.Tensor, targets: torch.Tensor,
                    unpaired: torch.Tensor | None = None) -> dict:
         """One generator step, then one discriminator step when adversarial; ``unpaired`` real tiles
         replace as many of the targets among the discriminator's real samples."""
         cfg = self.config
-        x, y = x[:, :cfg.in_channels].to(self.device), y.to(self.device)
+        inputs, targets = inputs[:, :cfg.in_channels].to(self.device), targets.to(self.device)
         with _autocast(self.device, cfg.precision):
-            fake = self.Gp(x, self._condition(c))
-            rec = F.smooth_l1_loss(fake.float(), y, beta=cfg.smooth_l1_beta)
+            fake = self.generator_ddp(inputs, self._condition(condition))
+            rec = F.smooth_l1_loss(fake.float(), targets, beta=cfg.smooth_l1_beta)
             loss = rec
             structural = torch.zeros((), device=self.device)
             if cfg.ssim_weight > 0:
-                structural = ssim_loss(fake.float(), y)
+                structural = ssim_loss(fake.float(), targets)
                 loss = loss + cfg.ssim_weight * structural
             adv = torch.zeros((), device=self.device)
-            if self.D is not None:
-                logits = self.Dp(fake)
+            if self.discriminator is not None:
+                logits = self.discriminator_ddp(fake)
                 adv = F.binary_cross_entropy_with_logits(logits.float(), torch.ones_like(logits, dtype=torch.float))
                 loss = loss + cfg.adv_weight * adv
-        self.optG.zero_grad(set_to_none=True)
+        self.generator_optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        self.optG.step()
-        if self.G_ema is not None:
+        self.generator_optimiser.step()
+        if self.generator_average is not None:
             with torch.no_grad():
-                for avg, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                    avg.lerp_(p, 1.0 - cfg.ema_decay)
+                for average, weight in zip(self.generator_average.parameters(), self.generator.parameters()):
+                    average.lerp_(weight, 1.0 - cfg.ema_decay)
         out = {"rec": rec.item(), "ssim": structural.item(), "adv": adv.item(), "disc": 0.0}
-        if self.D is not None:
-            real = y if unpaired is None else torch.cat([y[len(unpaired):], unpaired.to(self.device)])
+        if self.discriminator is not None:
+            real = targets if unpaired is None else torch.cat([targets[len(unpaired):], unpaired.to(self.device)])
             with _autocast(self.device, cfg.precision):
-                real_logits = self.Dp(real)
-                fake_logits = self.Dp(fake.detach())
-                d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float))
-                                + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float)))
-            self.optD.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.optD.step()
-            out["disc"] = d_loss.item()
+                real_logits = self.discriminator_ddp(real)
+                fake_logits = self.discriminator_ddp(fake.detach())
+                disc_loss = 0.5 * (
+                    F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float))
+                    + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float)))
+            self.discriminator_optimiser.zero_grad(set_to_none=True)
+            disc_loss.backward()
+            self.discriminator_optimiser.step()
+            out["disc"] = disc_loss.item()
         return out
 
     @torch.no_grad()
     def validate(self, model: torch.nn.Module | None = None) -> float:
         """Mean SmoothL1 of the generator (or ``model``) over the fixed validation tiles."""
-        model = model or self.G
+        model = model or self.generator
         model.eval()
         total, n = 0.0, 0
-        for x, c, y in self.val_batches:
+        for inputs, condition, targets in self.val_batches:
             with _autocast(self.device, self.config.precision):
-                pred = model(x[:, :self.config.in_channels].to(self.device), self._condition(c)).float()
-            total += F.smooth_l1_loss(pred, y.to(self.device), beta=self.config.smooth_l1_beta,
+                pred = model(inputs[:, :self.config.in_channels].to(self.device), self._condition(condition)).float()
+            total += F.smooth_l1_loss(pred, targets.to(self.device), beta=self.config.smooth_l1_beta,
                                       reduction="sum").item()
-            n += y.numel()
-        self.G.train()
+            n += targets.numel()
+        self.generator.train()
         return total / max(n, 1)
 
     # -- the loop -----------------------------------------------------------
@@ -230,19 +276,19 @@ class Trainer:
         started = time.time()
         seconds_before = self.seconds
         try:
-            self.G.train()
+            self.generator.train()
             while self.epoch < cfg.epochs and self.stopped_by is None:
                 rng = np.random.default_rng([cfg.seed, self.rank, self.epoch])
                 sums = {"rec": 0.0, "ssim": 0.0, "adv": 0.0, "disc": 0.0}
                 t0 = time.time()
                 done = 0
                 for _ in range(cfg.steps_per_epoch):
-                    x, c, y = self.train_data.batch(cfg.batch_size, rng, degradation=self.degradation,
-                                                    rotate=cfg.rotate)
+                    inputs, condition, targets = self.train_data.batch(cfg.batch_size, rng, rotate=cfg.rotate,
+                                                                       degradation=self.degradation)
                     unpaired = None
                     if self.real_data is not None:
                         unpaired = self.real_data.batch(round(cfg.real_fraction * cfg.batch_size), rng)
-                    for k, v in self.train_step(x, c, y, unpaired).items():
+                    for k, v in self.train_step(inputs, condition, targets, unpaired).items():
                         sums[k] += v / cfg.steps_per_epoch
                     self.step += 1
                     done += 1
@@ -251,16 +297,16 @@ class Trainer:
                 if done < cfg.steps_per_epoch:  # a stopped epoch: its means are over the steps it ran
                     sums = {k: v * cfg.steps_per_epoch / max(done, 1) for k, v in sums.items()}
                 val = self.validate()
-                self.schedG.step(val)
-                if self.schedD is not None:
-                    self.schedD.step(val)
+                self.generator_schedule.step(val)
+                if self.discriminator_schedule is not None:
+                    self.discriminator_schedule.step(val)
                 self.epoch += 1
                 self.seconds = seconds_before + time.time() - started
                 row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_ssim": sums["ssim"],
                        "train_adv": sums["adv"],
                        "train_disc": sums["disc"], "val_rec": val,
-                       "val_ema": self.validate(self.G_ema) if self.G_ema is not None else None,
-                       "lr": self.optG.param_groups[0]["lr"], "seconds": round(self.seconds, 1)}
+                       "val_ema": None if self.generator_average is None else self.validate(self.generator_average),
+                       "lr": self.generator_optimiser.param_groups[0]["lr"], "seconds": round(self.seconds, 1)}
                 self.history.append(row)
                 if self.rank == 0:
                     averaged = "" if row["val_ema"] is None else f" (average {row['val_ema']:.5f})"
@@ -268,7 +314,7 @@ class Trainer:
                              f"val {val:.5f}{averaged} lr {row['lr']:.2e} ({time.time() - t0:.0f} s)")
                     if val < self.best_val:
                         self.best_val = val
-                        self._save(self.G.state_dict(), "best_generator.pt")
+                        self._save(self.generator.state_dict(), "best_generator.pt")
                     self.save_checkpoint()
                     self.write_history()
                 if cfg.max_minutes is not None and (time.time() - started) / 60 >= cfg.max_minutes:
