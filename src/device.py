@@ -1,6 +1,7 @@
 """Which device and precision the generator runs in, and which GPU a process gets: one meaning everywhere.
 
-Inference (tiling, batch, the ChimeraX command) and training all decide here:
+Inference (tiling, batch, the ChimeraX command) and training all decide here (the names themselves,
+checked without torch, are options.py's):
 
 - Device "auto": CUDA when PyTorch sees a GPU, else Apple MPS, else the CPU.
   Under torchrun (``LOCAL_RANK`` set) a process asking for "auto" or "cuda"
@@ -21,14 +22,14 @@ import warnings
 import torch
 
 from .errors import InputError
+from .options import DEVICE_FORMS, check_device_name, check_precision_name
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """The torch device for ``name``: "auto", "cpu", "cuda", "cuda:N" or "mps" (InputError if unusable here)."""
-    name = str(name).strip().lower()
+    """The torch device for ``name`` (options.check_device_name's forms; InputError if unusable here)."""
+    name = check_device_name(name)
     mps_available = torch.backends.mps.is_available()
     if name == "auto":
         if torch.cuda.is_available():
@@ -39,7 +40,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise InputError(f"Unknown compute device '{name}': use auto, cpu, cuda, cuda:N or mps.")
+        raise InputError(f"Unknown compute device '{name}': use {DEVICE_FORMS}.")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(
@@ -61,13 +62,6 @@ def cpu_has_bf16() -> bool:
         return bool(probe and probe())
     except Exception:  # a private probe: any failure means "do not rely on it"
         return False
-
-
-def check_precision_name(precision: str) -> str:
-    """``precision`` if it is one of PRECISIONS, else an InputError."""
-    if precision not in PRECISIONS:
-        raise InputError(f"The precision must be one of {', '.join(PRECISIONS)}, got '{precision}'.")
-    return precision
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -122,7 +116,7 @@ def process_device(name: str = "auto") -> torch.device:
     workspaces off GPU 0.
     """
     local = os.environ.get("LOCAL_RANK")
-    if local is not None and str(name).strip().lower() in ("auto", "cuda") and torch.cuda.is_available():
+    if local is not None and check_device_name(name) in ("auto", "cuda") and torch.cuda.is_available():
         if not local.isdigit():
             raise InputError(f"LOCAL_RANK must be a whole number, got '{local}'.")
         name = f"cuda:{local}"

@@ -4,7 +4,8 @@ Layer and attribute names follow the published checkpoint (see
 ``rename_published_state_dict``) so that its generator loads into ``Generator``
 after a key rename.  The generator pools three times, so every spatial size of
 its input must be a multiple of ``TILE_MULTIPLE`` (8), and at least ``MIN_TILE``
-(16) so that instance norm at the deepest level sees more than one voxel; the
+(16) so that instance norm at the deepest level sees more than one voxel (the
+rule lives in options.py, where the front ends check it without torch); the
 paper's tiles are 32³.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsError
+from .options import MIN_TILE, TILE_MULTIPLE, valid_tile_size  # TILE_MULTIPLE = 2 ** (LEVELS - 1)
 
 LEVELS = 4
 """Depth of the generator's U-Net++ (nodes conv{i}_{j} with i + j < LEVELS)."""
@@ -23,18 +25,7 @@ LEVELS = 4
 MAX_WIDTH = 4096
 """The most channels a layer may have (a guard against metadata or settings that would need terabytes)."""
 
-TILE_MULTIPLE = 2 ** (LEVELS - 1)
-"""Every spatial size of a generator input must be a multiple of this (8: three 2× poolings)."""
-
-MIN_TILE = 2 * TILE_MULTIPLE
-"""Smallest usable size: the deepest level then has 2 voxels per axis for instance norm."""
-
 DEFAULT_WIDTHS = (32, 64, 128, 256)
-
-
-def valid_tile_size(n: int) -> bool:
-    """True when ``n`` voxels along an axis suit the generator: a multiple of 8, at least 16."""
-    return n >= MIN_TILE and n % TILE_MULTIPLE == 0
 
 
 class InstanceNorm3d(nn.InstanceNorm3d):

@@ -20,54 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import autocast, check_precision_name, checked_precision, resolve_device
+from .device import autocast, checked_precision, resolve_device
 from .errors import Cancelled, InputError
-from .network import TILE_MULTIPLE, valid_tile_size
+from .options import TilingConfig
 
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
-
-
-@dataclass
-class TilingConfig:
-    """How a map is cut into tiles and how each batch of tiles is run."""
-
-    tile_size: int = 32
-    margin: int = 6
-    batch_size: int = 8
-    skip_empty: bool = True
-    empty_threshold: float = 0.0
-    precision: str = "auto"
-    channels_last: bool = True  # CPU in bf16/fp16 only: NDHWC tensors, 1.5–1.6× faster (benchmarks/README.md)
-
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        """Raise InputError for settings the tiler cannot use (also run by predict_tiled, as fields may change)."""
-        # The generator pools three times and instance-normalises the deepest level, which needs > 1 voxel.
-        if not valid_tile_size(self.tile_size) or self.tile_size < 2 * TILE_MULTIPLE:
-            raise InputError(
-                f"The tile size must be a multiple of {TILE_MULTIPLE} voxels and at least "
-                f"{2 * TILE_MULTIPLE}, got {self.tile_size}."
-            )
-        if self.margin < 0 or self.core < 1:
-            raise InputError(
-                f"The tile margin must be at least 0 and leave a core of at least one voxel in a "
-                f"{self.tile_size}-voxel tile, got {self.margin}."
-            )
-        if self.batch_size < 1:
-            raise InputError(f"The batch size must be at least 1, got {self.batch_size}.")
-        check_precision_name(self.precision)
-
-    @property
-    def core(self) -> int:
-        """Edge of the central cube kept from each predicted tile."""
-        return self.tile_size - 2 * self.margin
-
-    @classmethod
-    def paper(cls) -> "TilingConfig":
-        """The published inference: 32³ tiles, stride 20 (margin 6), every tile run, full precision, NCDHW."""
-        return cls(tile_size=32, margin=6, skip_empty=False, precision="fp32", channels_last=False)
 
 
 @dataclass
@@ -288,6 +245,7 @@ def predict_tiled(
         predicted=_voxels_of_cores(to_run, core, volume.shape) if skipped else None,
     )
     return output, report
+
 
 
 def tiling_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """The architecture's boundaries, enforced: what runs without ChimeraX, what runs without torch.
 
 - the engine (every module but cmd.py and tool.py) imports without ChimeraX or Qt;
-- the ChimeraX command registers and the panel starts without torch;
+- the ChimeraX command registers and the panel starts without torch, and the generate options are checked
+  without it (options.py);
 - ``struc2map compare`` and ``molmap`` run, and ``--help`` lists the training steps, without torch;
 - the command never imports the training subpackage.
 
@@ -88,6 +89,24 @@ def test_command_registers_and_panel_starts_without_torch():
 
         tool = Struc2mapTool(session, "Struc2mapGAN")
         assert tool.weights_menu.itemText(0) == "shipped (default)"
+        assert "torch" not in sys.modules
+    ''')
+
+
+def test_generate_options_are_checked_without_torch():
+    run_blocked(NO_TORCH, '''
+        from chimerax.struc2map.errors import InputError
+        from chimerax.struc2map.options import GenerateOptions
+
+        options = GenerateOptions(3.5, device="cuda:1", precision="bf16", tile_size=48, margin=4, bfactors="b")
+        assert options.tiling().core == 40
+        for bad in ({"tile_size": 20}, {"device": "quantum"}, {"resolution": -1}, {"precision": "fp64"}):
+            try:
+                GenerateOptions(**{"resolution": 3.5, **bad})
+            except InputError:
+                pass
+            else:
+                raise AssertionError(f"{bad} was accepted")
         assert "torch" not in sys.modules
     ''')
 

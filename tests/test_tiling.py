@@ -271,6 +271,13 @@ def test_unusable_configs_are_refused(kwargs):
         TilingConfig(**kwargs)
 
 
+def test_the_tile_size_rule_is_the_generators():
+    from chimerax.struc2map import network, options
+
+    assert options.TILE_MULTIPLE == 2 ** (network.LEVELS - 1) and options.MIN_TILE == 2 * options.TILE_MULTIPLE
+    assert network.valid_tile_size is options.valid_tile_size and TilingConfig is options.TilingConfig
+
+
 def test_a_config_changed_after_creation_is_checked_again():
     config = TilingConfig()
     config.margin = 40
