@@ -83,6 +83,29 @@ def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weig
     return simulate(coords, atomic_numbers, weights.metadata.get("input", {}), grid)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One run's inputs, as :func:`generate_from_input` takes them (resolution checked, tiling given)."""
+
+    simulated: MapData
+    resolution: float
+    weights: Weights
+    coords: np.ndarray | None
+    atomic_numbers: np.ndarray | None
+    b_factors: np.ndarray | None
+    use_bfactors: bool
+    tiling: TilingConfig
+    device: str
+    progress: Callable[[int, int], None] | None
+    should_stop: Callable[[], bool] | None
+
+    def predict(self, generator, volume: np.ndarray, needed: np.ndarray | None,
+                pack: bool = True) -> tuple[np.ndarray, TilingReport]:
+        """predict_tiled with this run's tiling, device, progress and stop."""
+        return predict_tiled(generator, volume, self.tiling, device=self.device, needed=needed, pack=pack,
+                             progress=self.progress, should_stop=self.should_stop)
+
+
 def generate_from_input(simulated: MapData, resolution: float, weights: Weights, *,
                         coords: np.ndarray | None = None, atomic_numbers: np.ndarray | None = None,
                         b_factors: np.ndarray | None = None, use_bfactors: bool = True,
@@ -101,25 +124,19 @@ def generate_from_input(simulated: MapData, resolution: float, weights: Weights,
     """
     tiling = tiling or TilingConfig()
     check_generate(simulated.array.shape, tiling.tile_size, tiling.batch_size)
-    return _from_input(simulated, resolution, weights, coords=coords, atomic_numbers=atomic_numbers,
-                       b_factors=b_factors, use_bfactors=use_bfactors, tiling=tiling, device=device,
-                       progress=progress, should_stop=should_stop)
+    return _from_input(_Run(simulated, check_resolution(resolution), weights, coords, atomic_numbers, b_factors,
+                            use_bfactors, tiling, device, progress, should_stop))
 
 
-def _from_input(simulated: MapData, resolution: float, weights: Weights, *, coords, atomic_numbers, b_factors,
-                use_bfactors, tiling, device, progress, should_stop) -> tuple[MapData, GenerateReport]:
+def _from_input(run: _Run) -> tuple[MapData, GenerateReport]:
     """:func:`generate_from_input` once the memory is checked."""
-    resolution = check_resolution(resolution)
+    simulated, resolution, weights = run.simulated, run.resolution, run.weights
     spec = weights.spec
     if not np.allclose(simulated.voxel_size, spec.grid_spacing, rtol=1e-3):
         raise InputError(f"The generator expects a {spec.grid_spacing:g} Å grid; the input map has voxel size "
                          f"{', '.join(f'{v:g}' for v in simulated.voxel_size)} Å.")
     started = time.perf_counter()
-    run = _run_conditioned if spec.condition == "resolution" else _run_native
-    generated, tiles, effective, notes = run(simulated, resolution, weights, coords=coords,
-                                             atomic_numbers=atomic_numbers, b_factors=b_factors,
-                                             use_bfactors=use_bfactors, tiling=tiling,
-                                             device=device, progress=progress, should_stop=should_stop)
+    generated, tiles, effective, notes = (_run_conditioned if spec.condition == "resolution" else _run_native)(run)
     report = GenerateReport(grid_xyz=simulated.shape_xyz, voxel_size=float(spec.grid_spacing), resolution=resolution,
                             effective_resolution=effective, tiles_total=tiles.tiles_total,
                             tiles_run=tiles.tiles_run, tiles_skipped=tiles.tiles_skipped, device=tiles.device,
@@ -129,16 +146,15 @@ def _from_input(simulated: MapData, resolution: float, weights: Weights, *, coor
     return generated, report
 
 
-def _run_native(simulated: MapData, resolution: float, weights: Weights, *, coords, tiling, device, progress,
-                should_stop, **_unused) -> tuple[MapData, TilingReport, float, list[str]]:
+def _run_native(run: _Run) -> tuple[MapData, TilingReport, float, list[str]]:
     """Version-1 weights: the generator at its one native resolution, hard-masked, then low-passed."""
+    simulated, resolution, weights, coords = run.simulated, run.resolution, run.weights, run.coords
     volume = normalise(simulated.array, weights.metadata.get("input", {}))
     mask_radius = weights.spec.mask_radius
     mask = atom_mask(simulated, coords, mask_radius) if coords is not None and mask_radius else None
     # Lattice tiles: the solvent level below is a median over the computed voxels beyond the mask, which
     # cores packed around the mask would move (kinesin EMD-6187: correlation about mean 0.23 -> 0.08).
-    output, tiles = predict_tiled(weights.generator, volume, tiling, device=device, needed=mask, pack=False,
-                                  progress=progress, should_stop=should_stop)
+    output, tiles = run.predict(weights.generator, volume, needed=mask, pack=False)
     generated = simulated.with_array(output)
     if mask is not None:
         generated = mask_to_background(generated, mask, tiles.predicted)
@@ -152,11 +168,10 @@ def _run_native(simulated: MapData, resolution: float, weights: Weights, *, coor
     return generated, tiles, effective, notes
 
 
-def _run_conditioned(simulated: MapData, resolution: float, weights: Weights, *, coords, atomic_numbers,
-                     b_factors, use_bfactors, tiling, device, progress,
-                     should_stop) -> tuple[MapData, TilingReport, float, list[str]]:
+def _run_conditioned(run: _Run) -> tuple[MapData, TilingReport, float, list[str]]:
     """Resolution-conditioned weights: the generator asked for the resolution itself (clamped to the range it
     was trained on; a coarser one is reached by low-pass from the top of the range), then the soft envelope."""
+    simulated, resolution, weights, coords = run.simulated, run.resolution, run.weights, run.coords
     spec = weights.spec
     lowest, highest = spec.resolution_range
     asked = min(max(resolution, lowest), highest)
@@ -166,20 +181,19 @@ def _run_conditioned(simulated: MapData, resolution: float, weights: Weights, *,
                      f"{lowest:g} Å.")
     bfactors_used = None
     if spec.in_channels > 1:
-        why_not = _why_bfactors_unused(b_factors, coords, atomic_numbers, use_bfactors)
+        why_not = _why_bfactors_unused(run)
         if why_not:
             notes.append(f"B-factors not used: {why_not}.")
         else:
-            bfactors_used = b_factors
-    channels = input_channels(simulated.array, coords, atomic_numbers, bfactors_used, simulated,
+            bfactors_used = run.b_factors
+    channels = input_channels(simulated.array, coords, run.atomic_numbers, bfactors_used, simulated,
                               spec.input_resolution, spec.in_channels)
     weight = None
     if coords is not None and spec.envelope == "soft":
         inner, outer = envelope_radii(asked)
         weight = soft_envelope(atom_distance(simulated, coords, outer), inner, outer)
     module = Conditioned(weights.generator, torch.from_numpy(resolution_condition(asked)))
-    output, tiles = predict_tiled(module, channels, tiling, device=device, needed=None if weight is None else weight > 0,
-                                  progress=progress, should_stop=should_stop)
+    output, tiles = run.predict(module, channels, needed=None if weight is None else weight > 0)
     if weight is not None:
         output *= weight
     generated = simulated.with_array(output)
@@ -193,13 +207,13 @@ def _run_conditioned(simulated: MapData, resolution: float, weights: Weights, *,
     return generated, tiles, effective, notes
 
 
-def _why_bfactors_unused(b_factors, coords, atomic_numbers, use_bfactors: bool) -> str:
+def _why_bfactors_unused(run: _Run) -> str:
     """Why the B-factor channel stays empty ("" when it is made)."""
-    if not use_bfactors:
+    if not run.use_bfactors:
         return "switched off"
-    if b_factors is None or coords is None or atomic_numbers is None:
+    if run.b_factors is None or run.coords is None or run.atomic_numbers is None:
         return "the model has none"
-    return bfactors_informative(b_factors)[1]
+    return bfactors_informative(run.b_factors)[1]
 
 
 def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, weights: Weights, *,
@@ -214,9 +228,8 @@ def generate(coords: np.ndarray, atomic_numbers: np.ndarray, resolution: float, 
     started = time.perf_counter()
     check_generate(input_grid(coords, weights, resolution)[1], tiling.tile_size, tiling.batch_size)
     simulated = simulate_input(coords, atomic_numbers, weights, resolution)
-    generated, report = _from_input(simulated, resolution, weights, coords=coords, atomic_numbers=atomic_numbers,
-                                    b_factors=b_factors, use_bfactors=use_bfactors, tiling=tiling, device=device,
-                                    progress=progress, should_stop=should_stop)
+    generated, report = _from_input(_Run(simulated, resolution, weights, coords, atomic_numbers, b_factors,
+                                         use_bfactors, tiling, device, progress, should_stop))
     report.atoms = len(coords)
     report.seconds = time.perf_counter() - started
     return generated, report
