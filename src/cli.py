@@ -51,53 +51,42 @@ def _metric_line(name: str, m: dict) -> str:
             + (f", PCC {m['pcc']:.4f}, SSIM {m['ssim']:.4f}" if "pcc" in m else ""))
 
 
-def _tiling(args: argparse.Namespace):
-    from .tiling import TilingConfig
+def _generate_options(args: argparse.Namespace):
+    """The run's options from the command line, checked before any model is read (a batch included)."""
+    from .options import GenerateOptions
 
-    tiling = TilingConfig.paper() if args.paper_tiling else TilingConfig()
-    for name in ("tile_size", "margin", "batch_size", "precision"):  # 0 is a value, not "not given"
-        if getattr(args, name) is not None:
-            setattr(tiling, name, getattr(args, name))
-    tiling.check()
-    return tiling
-
-
-def _check_generate_options(args: argparse.Namespace) -> None:
-    """Refuse a bad resolution, tiling or device before any model is read (a batch included)."""
-    from .device import resolve_device
-    from .resolution import check_resolution
-
-    check_resolution(args.resolution)
-    _tiling(args)
-    resolve_device(args.device)
+    return GenerateOptions(resolution=args.resolution, weights=args.weights, device=args.device,
+                           precision=args.precision, tile_size=args.tile_size, margin=args.margin,
+                           batch_size=args.batch_size, paper_tiling=args.paper_tiling, bfactors=args.bfactors)
 
 
 def _generate(args: argparse.Namespace) -> int:
     from .batch import generate_model, is_batch
+    from .device import resolve_device
     from .mapio import read_map
     from .metrics import INITIAL_ENVELOPE, MOLMAP_ENVELOPE, compare_maps, molmap_correlation
     from .molmap import molmap
     from .weights_io import load_weights_or_shipped
 
-    _check_generate_options(args)
+    options = _generate_options(args)
+    resolve_device(options.device)  # a GPU asked for but not there is refused before any model is read
     if args.output_dir or is_batch(args.model):
-        return _generate_batch(args)
+        return _generate_batch(args, options)
     if not args.output:
         raise InputError("Name the map to write with --output FILE (or a folder for many maps with --output-dir).")
     model = args.model[0]
-    inputs = [model, args.compare, *_weights_files(args.weights)]
+    inputs = [model, args.compare, *_weights_files(options.weights)]
     out = check_output(args.output, overwrite=args.overwrite, inputs=inputs, others=[args.json])
     if args.json:
         check_output(args.json, overwrite=args.overwrite, inputs=inputs, others=[out])
     experimental = read_map(args.compare) if args.compare else None
     if experimental is not None:
         check_compare(experimental.array.shape)
-    weights = load_weights_or_shipped(args.weights)
-    atoms, generated, report = generate_model(model, out, args.resolution, weights, tiling=_tiling(args),
-                                              device=args.device, overwrite=args.overwrite,
-                                              bfactors=args.bfactors,
-                                              progress=_progress_bar("tiles"))
-    reference = molmap(atoms.coords, atoms.atomic_numbers, args.resolution, on_grid=generated)
+    weights = load_weights_or_shipped(options.weights)
+    atoms, generated, report = generate_model(model, out, options.resolution, weights, tiling=options.tiling(),
+                                              device=options.device, overwrite=args.overwrite,
+                                              bfactors=options.bfactors, progress=_progress_bar("tiles"))
+    reference = molmap(atoms.coords, atoms.atomic_numbers, options.resolution, on_grid=generated)
     metrics = {"molmap": {**molmap_correlation(reference, generated), "envelope": MOLMAP_ENVELOPE}}
     if experimental is not None:
         metrics["experimental"] = {**compare_maps(generated, experimental), "envelope": INITIAL_ENVELOPE}
@@ -109,14 +98,14 @@ def _generate(args: argparse.Namespace) -> int:
           f"resolution {report.effective_resolution:g} Å")
     for note in report.notes:
         print(f"  note: {note}")
-    print(_metric_line(f"vs molmap at {args.resolution:g} Å", metrics["molmap"]))
+    print(_metric_line(f"vs molmap at {options.resolution:g} Å", metrics["molmap"]))
     if experimental is not None:
         print(_metric_line(f"vs {Path(args.compare).name}", metrics["experimental"]))
     _write_json(args.json, summary, args.overwrite)
     return 0
 
 
-def _generate_batch(args: argparse.Namespace) -> int:
+def _generate_batch(args: argparse.Namespace, options) -> int:
     """Many models into --output-dir (see batch.py); exit status 1 when any model failed."""
     from .batch import failures_on_all_ranks, plan_batch, run_batch
     from .weights_io import load_weights_or_shipped
@@ -131,9 +120,9 @@ def _generate_batch(args: argparse.Namespace) -> int:
         raise InputError("Several models (or a folder, or an @list) need --output-dir DIR: one map is written "
                          "there per model.")
     plan = plan_batch(args.model, args.output_dir)
-    weights = load_weights_or_shipped(args.weights)
-    summary = run_batch(plan, args.resolution, weights, tiling=_tiling(args), device=args.device,
-                        overwrite=args.overwrite, bfactors=args.bfactors)
+    weights = load_weights_or_shipped(options.weights)
+    summary = run_batch(plan, options.resolution, weights, tiling=options.tiling(), device=options.device,
+                        overwrite=args.overwrite, bfactors=options.bfactors)
     return 1 if failures_on_all_ranks(len(summary.failed), plan.world) else 0
 
 
@@ -241,7 +230,7 @@ def _weights_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .plddt import MODES
+    from .options import BFACTOR_MODES, DEVICE_FORMS, MIN_TILE, PRECISIONS, TILE_MULTIPLE, TilingConfig
 
     parser = argparse.ArgumentParser(prog="struc2map", description="Experimental-like cryo-EM maps from atomic "
                                      "models (struc2mapGAN), molmap, map comparison and training.")
@@ -260,18 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compare", metavar="MAP", help="experimental map to report correlations with")
     g.add_argument("--weights", metavar="NAME_OR_PATH", help="generator weights: a file (.pt with its .json) or "
                    "the name of installed weights (see 'struc2map weights list'); default: shipped")
-    g.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, "
-                   "cuda, cuda:N or mps")
-    g.add_argument("--tile-size", type=int, help="tile edge in voxels, a multiple of 8 (default 32, "
-                   "the training tile size)")
-    g.add_argument("--margin", type=int, help="voxels dropped at each tile side (default 6)")
-    g.add_argument("--batch-size", type=int, help="tiles per generator call (default 8)")
-    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+    g.add_argument("--device", default="auto", help=f"{DEVICE_FORMS} (default auto: CUDA, then Apple MPS, "
+                   "then the CPU)")
+    g.add_argument("--tile-size", type=int, help=f"tile edge in voxels, a multiple of {TILE_MULTIPLE}, at least "
+                   f"{MIN_TILE} (default {TilingConfig.tile_size}, the training tile size)")
+    g.add_argument("--margin", type=int, help=f"voxels dropped at each tile side (default {TilingConfig.margin})")
+    g.add_argument("--batch-size", type=int, help=f"tiles per generator call (default {TilingConfig.batch_size})")
+    g.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 on CUDA GPUs that support it and on CPUs with native bf16, "
                    "else fp32")
     g.add_argument("--paper-tiling", action="store_true", help="the paper's 32³ tiles keeping 20³ cores, all "
                    "tiles, fp32 (for comparison)")
-    g.add_argument("--bfactors", choices=MODES, default="auto", help="how the B-factor column is read: auto "
+    g.add_argument("--bfactors", choices=BFACTOR_MODES, default="auto", help="how the B-factor column is read: auto "
                    "(default: pLDDT when the model is marked as predicted, by AlphaFold, ESMFold, ColabFold..., else "
                    "B-factors, used when the weights read them and they vary), b (B-factors), plddt (pLDDT, 0-100 or "
                    "0-1: turned into B-factors, atoms below pLDDT 50 weigh half), ignore (left out)")
