@@ -21,9 +21,11 @@ file (``structure.metadata``: mmCIF ``_software`` and ModelCIF QA tables, PDB
 header records), its file name, or the database it was fetched from
 (``alphafold fetch``, ``esmfold fetch``), and the log's table says so.
 
-Engine modules import torch, so they are imported on the worker: registering
-and parsing the command work without torch, and a missing or broken torch
-gives an error that says what to type.
+The run's options (options.py: resolution, weights, device, precision,
+tiling, B-column reading) are checked on the main thread before any work, as
+the command line checks them. Engine modules import torch, so they are
+imported on the worker: registering and parsing the command work without
+torch, and a missing or broken torch gives an error that says what to type.
 """
 from __future__ import annotations
 
@@ -69,9 +71,8 @@ class _Job:
     structure: object
     atoms: object
     xyz: np.ndarray
-    weights: np.ndarray  # element numbers (times plddt.py's weights): molmap's weights and the engine's atomic numbers
+    element_weights: np.ndarray  # element numbers (times plddt.py's weights): molmap's weights and atomic numbers
     b_factors: np.ndarray | None  # for the B-factor channel (plddt.read_b_column)
-    use_bfactors: bool
     note: str  # how the B column was read, for the log ("" when as B-factors)
     name: str
     done: int = 0
@@ -84,11 +85,7 @@ class _Request:
 
     session: object
     jobs: list
-    resolution: float
-    weights_path: str | None
-    device: str
-    tile_size: int | None
-    batch_size: int | None
+    options: object  # options.GenerateOptions, checked
     compare: object
     on_grid: object
     fit: object
@@ -104,16 +101,24 @@ class _Request:
 
 def struc2map(session, structures, resolution: float | None = None, grid_spacing: float | None = None,
               device: str = "auto", weights: str | None = None, compare=None, on_grid=None, fit=None,
-              move_structure: bool = False, tile_size: int | None = None, batch_size: int | None = None,
-              model_id: tuple | None = None, name: str | None = None, bfactors: str = "auto",
-              wait: bool | None = None):
+              move_structure: bool = False, tile_size: int | None = None, margin: int | None = None,
+              batch_size: int | None = None, precision: str | None = None, model_id: tuple | None = None,
+              name: str | None = None, bfactors: str = "auto", wait: bool | None = None):
     """Generate an experimental-like map for each structure.
 
     Blocking (no GUI, or ``wait``): returns the opened volumes. In the GUI: starts
     the run in the background and returns its :class:`background.Run`.
     """
+    from .errors import Struc2mapError
+    from .options import GenerateOptions
+
     if len(structures) == 0:
         raise UserError("No atomic structures were given: name them like #1.")
+    try:
+        options = GenerateOptions(resolution=resolution, weights=weights, device=device, precision=precision,
+                                  tile_size=tile_size, margin=margin, batch_size=batch_size, bfactors=bfactors)
+    except Struc2mapError as err:
+        raise UserError(str(err)) from None
     if on_grid is not None and grid_spacing is not None:
         raise UserError("Give either onGrid or gridSpacing, not both: onGrid sets the grid spacing.")
     if len(structures) > 1 and (model_id is not None or name is not None):
@@ -135,9 +140,9 @@ def struc2map(session, structures, resolution: float | None = None, grid_spacing
     if running is not None:
         raise UserError("A struc2map run is already going in this session; wait for it to end or type "
                         "'struc2map stop'.")
-    _require_torch()  # the resolution is checked on the worker, with the engine (which imports scipy)
-    request = _Request(session, [_job(s, bfactors) for s in structures], resolution, weights, device, tile_size,
-                       batch_size, compare, on_grid, fit, move_structure, grid_spacing, model_id, name)
+    _require_torch()
+    request = _Request(session, [_job(s, options.bfactors) for s in structures], options, compare, on_grid, fit,
+                       move_structure, grid_spacing, model_id, name)
     run = Run(session, lambda emit, should_stop: _work(request, emit, should_stop),
               lambda event: _on_event(request, run, event), lambda error: _on_end(request, run, error),
               poll=lambda: _check_models(request, run))
@@ -176,21 +181,23 @@ def struc2map_triggers(session):
 def register_command(logger) -> None:
     """Register ``struc2map`` and ``struc2map stop`` with ChimeraX's command parser."""
     from chimerax.atomic import AtomicStructuresArg
-    from chimerax.core.commands import (BoolArg, Bounded, CmdDesc, EnumOf, FloatArg, ModelIdArg, PositiveFloatArg,
-                                        PositiveIntArg, StringArg, register)
+    from chimerax.core.commands import (BoolArg, Bounded, CmdDesc, EnumOf, FloatArg, ModelIdArg, NonNegativeIntArg,
+                                        PositiveFloatArg, PositiveIntArg, StringArg, register)
     from chimerax.map import MapArg
 
-    from .plddt import MODES
+    from .options import BFACTOR_MODES, PRECISIONS
     from .resolution import MAX_RESOLUTION, MIN_RESOLUTION
 
     resolution = Bounded(FloatArg, MIN_RESOLUTION, MAX_RESOLUTION,
                          name=f"a resolution in Å from {MIN_RESOLUTION:g} to {MAX_RESOLUTION:g}")
     desc = CmdDesc(
         required=[("structures", AtomicStructuresArg)],
+        # device stays a string (cuda:N is one): options.py checks it on the main thread before any work
         keyword=[("resolution", resolution), ("grid_spacing", PositiveFloatArg), ("device", StringArg),
                  ("weights", StringArg), ("compare", MapArg), ("on_grid", MapArg), ("fit", MapArg),
-                 ("move_structure", BoolArg), ("tile_size", PositiveIntArg), ("batch_size", PositiveIntArg),
-                 ("model_id", ModelIdArg), ("name", StringArg), ("bfactors", EnumOf(MODES)), ("wait", BoolArg)],
+                 ("move_structure", BoolArg), ("tile_size", PositiveIntArg), ("margin", NonNegativeIntArg),
+                 ("batch_size", PositiveIntArg), ("precision", EnumOf(PRECISIONS)), ("model_id", ModelIdArg),
+                 ("name", StringArg), ("bfactors", EnumOf(BFACTOR_MODES)), ("wait", BoolArg)],
         required_arguments=["resolution"],
         synopsis="generate an experimental-like cryo-EM map from an atomic model (struc2mapGAN)")
     register("struc2map", desc, struc2map, logger=logger)
@@ -281,11 +288,11 @@ def _job(structure, bfactors: str) -> _Job:
         column = read_b_column(np.array(heavy.bfactors, np.float64), _model_header(structure), bfactors)
     except Struc2mapError as err:
         raise UserError(str(err)) from None
-    weights = np.array(heavy.element_numbers, np.float32)
+    element_weights = np.array(heavy.element_numbers, np.float32)
     if column.weights is not None:
-        weights *= column.weights.astype(np.float32)
-    return _Job(structure, heavy, np.array(heavy.coords, np.float32), weights, column.b_factors,
-                bfactors != "ignore", column.note, structure.name)
+        element_weights *= column.weights.astype(np.float32)
+    return _Job(structure, heavy, np.array(heavy.coords, np.float32), element_weights, column.b_factors,
+                column.note, structure.name)
 
 
 def _model_header(structure):
@@ -325,7 +332,7 @@ def _work(request: _Request, emit, should_stop) -> None:
             if should_stop():
                 return
             emit(("status", index, "voxelizing the atoms (molmap)"))
-            simulated = _simulated_input(job, loaded, request.resolution)
+            simulated = _simulated_input(job, loaded, request.options.resolution, tiling)
             nx, ny, nz = simulated.shape_xyz
             emit(("status", index, f"running the generator on {nx}×{ny}×{nz} voxels"))
             # The engine's warnings (e.g. atoms of unknown element) go to the log. catch_warnings
@@ -343,24 +350,17 @@ def _work(request: _Request, emit, should_stop) -> None:
 
 
 def _settings(request: _Request):
-    """Checked tiling (the device is checked here so a bad one fails before any work) and loaded weights."""
-    from .tiling import TilingConfig, resolve_device
+    """The tiling and the loaded weights; a device that is not there (a GPU PyTorch cannot see) is refused
+    here, with torch, before any work."""
+    from .device import resolve_device
     from .weights_io import load_weights_or_shipped
 
-    from .resolution import check_resolution
-
-    check_resolution(request.resolution)  # a bad one fails before any work
-    tiling = TilingConfig()
-    if request.tile_size is not None:
-        tiling.tile_size = request.tile_size
-    if request.batch_size is not None:
-        tiling.batch_size = request.batch_size
-    tiling.check()
-    resolve_device(request.device)
-    return tiling, load_weights_or_shipped(request.weights_path, missing_hint=WEIGHTS_KEYWORD_HELP)
+    options = request.options
+    resolve_device(options.device)
+    return options.tiling(), load_weights_or_shipped(options.weights, missing_hint=WEIGHTS_KEYWORD_HELP)
 
 
-def _simulated_input(job: _Job, weights, resolution: float):
+def _simulated_input(job: _Job, weights, resolution: float, tiling):
     """ChimeraX's molmap of the atoms at the generator's input resolution and grid spacing, padded for the
     target resolution: the grid and Gaussians of ChimeraX's molmap code, on copied coordinates."""
     from chimerax.map.molmap import add_gaussians, bounding_grid
@@ -370,12 +370,13 @@ def _simulated_input(job: _Job, weights, resolution: float):
     from .memory import check_generate
     from .molmap import CUTOFF_RANGE, SIGMA_FACTOR
 
-    check_generate(input_grid(job.xyz, weights, resolution)[1])  # before the input grid is allocated
+    # before the input grid is allocated, with the run's tiles
+    check_generate(input_grid(job.xyz, weights, resolution)[1], tiling.tile_size, tiling.batch_size)
     if weights.metadata.get("input", {}).get("simulator", "molmap") != "molmap":
-        return simulate_input(job.xyz, job.weights, weights, resolution)
+        return simulate_input(job.xyz, job.element_weights, weights, resolution)
     input_resolution, spacing = input_settings(weights)
     grid = bounding_grid(job.xyz, spacing, edge_padding(weights, resolution))
-    add_gaussians(grid, job.xyz, job.weights, input_resolution * SIGMA_FACTOR, CUTOFF_RANGE)
+    add_gaussians(grid, job.xyz, job.element_weights, input_resolution * SIGMA_FACTOR, CUTOFF_RANGE)
     return MapData(grid.full_matrix(), grid.origin, grid.step)
 
 
@@ -383,10 +384,11 @@ def _generate(request, job, index, simulated, weights, tiling, emit, should_stop
     from .generate import generate_from_input
 
     # The molmap grid is in the structure's own coordinates (job.xyz), where the engine masks.
+    options = request.options
     generated, report = generate_from_input(
-        simulated, request.resolution, weights, coords=job.xyz, atomic_numbers=job.weights, b_factors=job.b_factors,
-        use_bfactors=job.use_bfactors, tiling=tiling, device=request.device, should_stop=should_stop,
-        progress=lambda done, total: emit(("progress", index, done, total)))
+        simulated, options.resolution, weights, coords=job.xyz, atomic_numbers=job.element_weights,
+        b_factors=job.b_factors, use_bfactors=options.use_bfactors, tiling=tiling, device=options.device,
+        should_stop=should_stop, progress=lambda done, total: emit(("progress", index, done, total)))
     if job.note:
         report.notes.insert(0, job.note)
     return generated, report
@@ -447,24 +449,24 @@ def _on_end(request: _Request, run: Run, error: BaseException | None) -> None:
 # --- main thread: opening a finished map ------------------------------------------------------------------
 
 def _open_map(request: _Request, job: _Job, generated, report):
-    session, structure = request.session, job.structure
+    session, structure, resolution = request.session, job.structure, request.options.resolution
     if request.model_id is not None and session.models.have_id(request.model_id):
         raise UserError(f"Model #{'.'.join(map(str, request.model_id))} was opened during the run; the map was "
                         "not opened.")
-    name = request.name or f"{structure.name} struc2map {request.resolution:g}"
+    name = request.name or f"{structure.name} struc2map {resolution:g}"
     volume = _volume(session, generated, structure, request.on_grid, request.grid_spacing, name)
-    reference = _reference_molmap(session, job.atoms, request.resolution, volume)
+    reference = _reference_molmap(session, job.atoms, resolution, volume)
     try:
         volume.set_parameters(surface_levels=[_matching_level(volume, reference)])
         if request.model_id is not None:
             volume.id = request.model_id  # as volume_from_grid_data(model_id=...) does
         session.models.add([volume])
-        scores = _correlations(structure, job.atoms, request.resolution, volume, reference, request.compare)
+        scores = _correlations(structure, job.atoms, resolution, volume, reference, request.compare)
         fits = []
         if request.fit is not None:
             from .fit import fit_table, fit_volumes
 
-            fits = fit_volumes(session, volume, reference, request.fit, job.atoms, request.resolution,
+            fits = fit_volumes(session, volume, reference, request.fit, job.atoms, resolution,
                                structure if request.move_structure else None)
     finally:
         reference.delete()
@@ -472,7 +474,7 @@ def _open_map(request: _Request, job: _Job, generated, report):
     seconds, request.last = now - request.last, now
     session.logger.info(_table(structure, job.atoms, volume, report, scores, seconds), is_html=True)
     if fits:
-        session.logger.info(fit_table(volume, request.fit, request.resolution, fits), is_html=True)
+        session.logger.info(fit_table(volume, request.fit, resolution, fits), is_html=True)
     session.logger.status(f"struc2map {structure.name}: map #{volume.id_string} in {seconds:.1f} s")
     struc2map_triggers(session).activate_trigger(
         RESULT_TRIGGER, {"volume": volume, "structure": structure, "seconds": seconds, "fits": fits,

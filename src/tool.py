@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from chimerax.core.tools import ToolInstance
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from .options import DEVICES, PRECISIONS
+from .resolution import MAX_RESOLUTION, MIN_RESOLUTION
+
 DEFAULT_RESOLUTION = 3.5
 NO_MAP = "none"
 
 
 class Struc2mapTool(ToolInstance):
-    """Structure, resolution, device, weights, comparison map and map to fit into; Run, Stop and Help;
-    progress; last result."""
+    """Structure, resolution, device, precision, weights, comparison map and map to fit into; Run, Stop and
+    Help; progress; last result."""
 
     SESSION_ENDURING = False
     SESSION_SAVE = False
@@ -40,13 +42,15 @@ class Struc2mapTool(ToolInstance):
 
         self.structure_menu = QComboBox()
         self.resolution = QDoubleSpinBox()
-        self.resolution.setRange(0.5, 100.0)
+        self.resolution.setRange(MIN_RESOLUTION, MAX_RESOLUTION)
         self.resolution.setDecimals(1)
         self.resolution.setSingleStep(0.1)
         self.resolution.setSuffix(" Å")
         self.resolution.setValue(DEFAULT_RESOLUTION)
         self.device_menu = QComboBox()
         self.device_menu.addItems(DEVICES)
+        self.precision_menu = QComboBox()
+        self.precision_menu.addItems(PRECISIONS)
         self.compare_menu = QComboBox()
         self.weights_menu = QComboBox()
         self._fill_weights_menu()
@@ -56,6 +60,7 @@ class Struc2mapTool(ToolInstance):
         form.addRow("Structure", self.structure_menu)
         form.addRow("Resolution", self.resolution)
         form.addRow("Device", self.device_menu)
+        form.addRow("Precision", self.precision_menu)
         form.addRow("Weights", self.weights_menu)
         form.addRow("Compare with map", self.compare_menu)
         form.addRow("Fit into map", self.fit_menu)
@@ -146,6 +151,9 @@ class Struc2mapTool(ToolInstance):
         device = self.device_menu.currentText()
         if device != "auto":
             text += f" device {device}"
+        precision = self.precision_menu.currentText()
+        if precision != "auto":
+            text += f" precision {precision}"
         weights = self.weights_menu.currentData()
         if weights is not None:
             from chimerax.core.commands import quote_if_necessary

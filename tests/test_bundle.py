@@ -461,13 +461,23 @@ def test_closing_the_session_mid_run_is_safe(gui, data, tiny_weights):
     assert any("struc2map stopped because 5me2.pdb was closed" in m for _, m in gui.test_log.messages)
 
 
-def test_gui_run_errors_go_to_the_log(gui, data, tiny_weights):
+def test_gui_run_errors_go_to_the_log(gui, data, tmp_path):
     open_pdb(gui, data("t20s_fragment_emd5623/test_model.pdb"))
-    background = run(gui, f"struc2map #1 resolution 3.5 device quantum weights {tiny_weights.path} wait false")
-    _frames(gui, background)  # no caller to raise to: the error is logged
+    background = run(gui, f"struc2map #1 resolution 3.5 weights {tmp_path / 'absent.pt'} wait false")
+    _frames(gui, background)  # no caller to raise to: the error (met on the worker) is logged
     assert _volumes(gui) == []
-    assert any(level >= gui.test_log.LEVEL_ERROR and "Unknown compute device 'quantum'" in m
-               for level, m in gui.test_log.messages)
+    assert any(level >= gui.test_log.LEVEL_ERROR and "does not exist" in m for level, m in gui.test_log.messages)
+
+
+def test_gui_run_with_a_bad_option_fails_before_it_starts(gui, data, tiny_weights):
+    from chimerax.struc2map.background import current_run
+
+    open_pdb(gui, data("t20s_fragment_emd5623/test_model.pdb"))
+    for options, message in (("device quantum", "Unknown compute device 'quantum'"),
+                             ("tileSize 32 margin 16", "leave a core of at least one voxel")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            run(gui, f"struc2map #1 resolution 3.5 {options} weights {tiny_weights.path} wait false")
+        assert current_run(gui) is None and _volumes(gui) == []
 
 
 # --- fit #N: fitmap of the generated map and of molmap into an experimental map ------------------------------

@@ -41,11 +41,10 @@ def test_keyword_overrides_and_refuses_a_bad_value(cx, data, tiny_weights):
     (structure,) = run(cx, f"open {data('predicted/6vrc_af3_A562-721.cif')}")
     as_b = _job(structure, "b")
     assert np.array_equal(as_b.b_factors, structure.atoms.bfactors) and "as asked" in as_b.note
-    assert np.array_equal(as_b.weights, structure.atoms.element_numbers)
+    assert np.array_equal(as_b.element_weights, structure.atoms.element_numbers)
     read = _job(structure, "auto")
     low = structure.atoms.bfactors < 50
-    assert np.allclose(read.weights[low], LOW_CONFIDENCE_WEIGHT * structure.atoms.element_numbers[low])
-    assert _job(structure, "ignore").use_bfactors is False
+    assert np.allclose(read.element_weights[low], LOW_CONFIDENCE_WEIGHT * structure.atoms.element_numbers[low])
 
     with pytest.raises(UserError, match="bfactors"):
         run(cx, f"struc2map #1 resolution 4 bfactors sideways weights {tiny_weights.path}")

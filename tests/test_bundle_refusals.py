@@ -1,6 +1,7 @@
 """The ``struc2map`` command refuses, before any work and in one sentence, grids and maps that the command line
 refuses too (issue 19): a gridSpacing too fine for the memory or too coarse for two planes, and compare / onGrid /
-fit maps that are NaN, constant or lie far from the structure. Real ChimeraX code (the ``ChimeraX==0.1.71`` wheel)."""
+fit maps that are NaN, constant or lie far from the structure; it takes the generate options the command line
+takes (margin, precision: issue 20). Real ChimeraX code (the ``ChimeraX==0.1.71`` wheel)."""
 import numpy as np
 import pytest
 
@@ -50,9 +51,32 @@ def test_maps_far_away_or_not_finite_are_refused(cx, data, tiny_weights, keyword
 @pytest.mark.parametrize("options, expected", [
     ("resolution 1e9", 'Invalid "resolution" argument: Must be less than or equal to 100'),
     ("resolution 4 tileSize 0", 'Invalid "tileSize" argument: Must be greater than or equal to 1'),
+    ("resolution 4 margin -1", 'Invalid "margin" argument: Must be greater than or equal to 0'),
+    ("resolution 4 precision fp64", 'Invalid "precision" argument: Should be one of'),
 ])
 def test_bad_numbers_fail_in_the_parser_before_a_run(cx, data, tiny_weights, options, expected):
     open_pdb(cx, data(MODEL))
     with pytest.raises(UserError, match=expected):
         run(cx, f"struc2map #1 {options} weights {tiny_weights.path}")
     assert len(cx.models) == 1
+
+
+def test_margin_and_precision_reach_the_run_as_on_the_command_line(cx, data, tiny_weights, monkeypatch):
+    from chimerax.struc2map import generate
+    from chimerax.struc2map.options import TilingConfig
+
+    real, seen = generate.generate_from_input, []
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs["tiling"], kwargs["device"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "generate_from_input", recording)
+    open_pdb(cx, data(MODEL))
+    (made,) = run(cx, f"struc2map #1 resolution 4 tileSize 16 margin 2 batchSize 3 precision fp32 device CPU "
+                      f"weights {tiny_weights.path}")
+    assert seen == [(TilingConfig(tile_size=16, margin=2, batch_size=3, precision="fp32"), "cpu")]
+    models = len(cx.models)
+    with pytest.raises(UserError, match="leave a core of at least one voxel in a 16-voxel tile, got 8"):
+        run(cx, f"struc2map #1 resolution 4 tileSize 16 margin 8 weights {tiny_weights.path}")
+    assert len(seen) == 1 and len(cx.models) == models  # refused before any work

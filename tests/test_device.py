@@ -15,6 +15,7 @@ from chimerax.struc2map import cli, device
 from chimerax.struc2map.device import (autocast, checked_precision, process_device, rank_from_env,
                                        resolve_device, resolve_precision)
 from chimerax.struc2map.errors import InputError
+from chimerax.struc2map.options import GenerateOptions
 from chimerax.struc2map.tiling import TilingConfig, predict_tiled
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
@@ -159,11 +160,10 @@ def test_chimerax_command_accepts_cuda_n(gpus, tiny_weights):
     from chimerax.struc2map import cmd
 
     gpus(2)
-    # the command's checked settings, as its worker gets them (the request's fields that _settings reads)
-    request = SimpleNamespace(resolution=3.5, device="cuda:1", weights_path=str(tiny_weights.path),
-                              tile_size=None, batch_size=None)
+    # the command's checked options, as its worker gets them (the request's field that _settings reads)
+    request = SimpleNamespace(options=GenerateOptions(3.5, weights=str(tiny_weights.path), device="cuda:1"))
     tiling, loaded = cmd._settings(request)
     assert tiling.tile_size == 32 and loaded.sha256 == tiny_weights.sha256
-    request.device = "cuda:2"  # two GPUs: 0 and 1
+    request.options = GenerateOptions(3.5, weights=str(tiny_weights.path), device="cuda:2")  # two GPUs: 0 and 1
     with pytest.raises(Exception, match="CUDA GPU 2"):
         cmd._settings(request)

@@ -83,12 +83,25 @@ def test_run_builds_the_command_from_the_choices(panel, t20s, monkeypatch):
     tool.run_button.click()
     tool.move_structure.setChecked(True)
     tool.run_button.click()
+    tool.precision_menu.setCurrentText("fp32")
+    tool.fit_menu.setCurrentIndex(0)
+    tool.run_button.click()
     tool.help_button.click()
     assert ran == ["struc2map #1 resolution 3.5", "struc2map #1 resolution 4.2 device cpu compare #2",
                    "struc2map #1 resolution 4.2 device cpu fit #2",
                    "struc2map #1 resolution 4.2 device cpu fit #2 moveStructure true",
+                   "struc2map #1 resolution 4.2 device cpu precision fp32",
                    "help help:user/tools/struc2mapgan.html"]
     assert tool.run_button.isEnabled() and not tool.stop_button.isEnabled()
+
+
+def test_menus_offer_the_names_the_command_takes(panel, t20s):
+    from chimerax.struc2map.options import DEVICES, PRECISIONS
+    from chimerax.struc2map.resolution import MAX_RESOLUTION, MIN_RESOLUTION
+
+    tool = panel()
+    assert tuple(_items(tool.device_menu)) == DEVICES and tuple(_items(tool.precision_menu)) == PRECISIONS
+    assert (tool.resolution.minimum(), tool.resolution.maximum()) == (MIN_RESOLUTION, MAX_RESOLUTION)
 
 
 def test_menus_follow_models_opened_and_closed(panel, t20s):
