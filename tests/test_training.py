@@ -14,6 +14,7 @@ from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.grid import MapData
 from chimerax.struc2map.molmap import molmap_grid
 from chimerax.struc2map.training.augment import Degradation, cube_rotation
+from chimerax.struc2map.training.index import read_index
 from chimerax.struc2map.training.pairs import read_pairs, select
 from chimerax.struc2map.training.prepare import PrepareConfig, make_target, model_grid, prepare, tile_corners
 from chimerax.struc2map.weights_io import load_weights
@@ -164,6 +165,17 @@ def test_prepare_makes_coregistered_tiles(dataset):
     assert roughness == sorted(roughness, reverse=True)
 
 
+def test_index_entries_stay_lists_on_disk_and_are_read_by_name(dataset):
+    """index.json keeps its bare lists, so that every dataset prepared so far loads; read_index names their fields."""
+    out, index = dataset
+    stored = json.loads((out / "index.json").read_text())["tiles"]
+    tiles = read_index(out)["tiles"]
+    assert all(isinstance(entry, list) and len(entry) == 5 for entry in stored)
+    assert [list(tile) for tile in tiles] == stored == index["tiles"]
+    first = tiles[0]
+    assert (first.pair, first.corner, first.occupancy) == (SMALL, tuple(stored[0][1:4]), stored[0][4])
+
+
 def test_prepare_is_idempotent_and_reports_bad_pairs(dataset, data, tmp_path):
     out, _ = dataset
     pairs = select(read_pairs(data("bundled_pairs.txt")), [SMALL])
@@ -294,6 +306,11 @@ def test_training_settings_and_files_that_cannot_work_are_one_sentence(dataset, 
     no_config = tmp_path / "no_config"
     no_config.mkdir()
     (no_config / "index.json").write_text(json.dumps({"pairs": {}, "tiles": []}))
+    short_tiles = tmp_path / "short_tiles"
+    short_tiles.mkdir()
+    damaged = json.loads((out / "index.json").read_text())
+    damaged["tiles"][0] = damaged["tiles"][0][:4]
+    (short_tiles / "index.json").write_text(json.dumps(damaged))
     no_pairs = tmp_path / "no_pairs"
     no_pairs.mkdir()
     (no_pairs / "index.json").write_text((out / "index.json").read_text())  # its pairs/*.npz are not there
@@ -314,6 +331,7 @@ def test_training_settings_and_files_that_cannot_work_are_one_sentence(dataset, 
         ([*run, str(garbage), *TINY], "cannot be read as a checkpoint"),
         ([*run, str(linked), *TINY], "cannot be read as a checkpoint"),
         (["train", str(no_config), "--run-dir", str(tmp_path / "r"), *TINY], "it lacks config"),
+        (["train", str(short_tiles), "--run-dir", str(tmp_path / "r"), *TINY], "not lists [pair, z, y, x, occupancy]"),
         (["train", str(no_pairs), "--run-dir", str(tmp_path / "r"), *TINY], "prepare the dataset again"),
         ([*run, str(a_file), *TINY], "is a file, not a folder"),
         (["prepare", str(tmp_path / "binary.csv"), "-o", str(a_file)], "not a text file"),

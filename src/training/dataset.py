@@ -1,8 +1,8 @@
 """Random batches of co-registered tiles from a prepared dataset (see prepare.py)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -10,28 +10,19 @@ import torch
 from ..errors import InputError
 from ..inputs import resolution_condition
 from .augment import Degradation, augment_pair, cube_rotation
+from .index import RealTile, Tile, corner_box, read_index
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """(input (B, C, T, T, T), condition (B, CONDITION_DIM), target (B, 1, T, T, T)) float tensors."""
 
 
-def read_index(dataset_dir: Path) -> dict:
-    """The index.json of a folder made by ``struc2map prepare``; an InputError when there is none."""
-    path = Path(dataset_dir) / "index.json"
-    if not path.is_file():
-        raise InputError(f"{dataset_dir} is not a dataset made by 'struc2map prepare' (it has no index.json).")
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path} is damaged ({err}); prepare the dataset again.") from None
-    kinds = {"config": dict, "pairs": dict, "tiles": list}
-    wrong = [key for key, kind in kinds.items() if not isinstance(index, dict) or not isinstance(index.get(key), kind)]
-    if not wrong and not isinstance(index["config"].get("tile_size"), int):
-        wrong = ["config.tile_size"]
-    if wrong:
-        raise InputError(f"{path} is not an index of 'struc2map prepare' (it lacks {', '.join(wrong)}); prepare the "
-                         "dataset again.")
-    return index
+class PairVolumes(NamedTuple):
+    """A prepared pair's arrays: input channels (C, Z, Y, X), targets (levels, Z, Y, X) and each target's
+    resolution."""
+
+    input: np.ndarray
+    targets: np.ndarray
+    levels: np.ndarray
 
 
 def load_volumes(dataset_dir: Path, file: str, keys: tuple[str, ...]) -> tuple[np.ndarray, ...]:
@@ -69,29 +60,29 @@ class TileSampler:
             raise InputError(f"Pairs not in the prepared dataset {dataset_dir} (dropped or failed?): "
                              f"{', '.join(missing)}.")
         self.names = names
-        self.volumes = {}
+        self.volumes: dict[str, PairVolumes] = {}
         for name in names:
-            self.volumes[name] = load_volumes(dataset_dir, index["pairs"][name]["file"], ("input", "targets", "levels"))
-        tiles = [t for t in index["tiles"] if t[0] in set(names)]
+            self.volumes[name] = PairVolumes(*load_volumes(dataset_dir, index["pairs"][name]["file"],
+                                                           PairVolumes._fields))
+        selected = set(names)
+        tiles: list[Tile] = [tile for tile in index["tiles"] if tile.pair in selected]
         if not tiles:
             raise InputError(f"The prepared dataset {dataset_dir} has no tiles in the selected pairs.")
-        self.full = [t for t in tiles if t[4] >= min_occupancy]
-        self.empty = [t for t in tiles if t[4] < min_occupancy]
+        self.full = [tile for tile in tiles if tile.occupancy >= min_occupancy]
+        self.empty = [tile for tile in tiles if tile.occupancy < min_occupancy]
         self.empty_fraction = empty_fraction if self.empty and self.full else (0.0 if self.full else 1.0)
         self.tiles = tiles
         self.bfactor_dropout = bfactor_dropout
         self.reported_fraction = reported_fraction
 
-    def tile(self, entry: list, level: int) -> tuple[np.ndarray, np.ndarray, float]:
+    def tile(self, entry: Tile, level: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The input channels, the target at target level ``level`` and its resolution, of one index entry."""
-        name, z, y, x = entry[0], entry[1], entry[2], entry[3]
-        t = self.tile_size
-        inp, targets, levels = self.volumes[name]
-        box = (slice(z, z + t), slice(y, y + t), slice(x, x + t))
-        return inp[(slice(None),) + box], targets[(level,) + box], float(levels[level])
+        volumes = self.volumes[entry.pair]
+        box = corner_box(entry.corner, self.tile_size)
+        return volumes.input[(slice(None),) + box], volumes.targets[(level,) + box], float(volumes.levels[level])
 
     def _level(self, name: str, rng: np.random.Generator) -> int:
-        n = len(self.volumes[name][2])
+        n = len(self.volumes[name].levels)
         if n == 1 or rng.random() < self.reported_fraction:
             return 0
         return int(rng.integers(1, n))
@@ -103,7 +94,7 @@ class TileSampler:
         for _ in range(size):
             pool = self.empty if rng.random() < self.empty_fraction else self.full
             entry = pool[int(rng.integers(len(pool)))]
-            inp, target, resolution = self.tile(entry, self._level(entry[0], rng))
+            inp, target, resolution = self.tile(entry, self._level(entry.pair, rng))
             inp, target = augment_pair(inp, target, rng, degradation, rotate)
             if inp.shape[0] > 1 and rng.random() < self.bfactor_dropout:
                 inp[1:] = 0.0
@@ -117,9 +108,10 @@ class TileSampler:
         rng = np.random.default_rng(seed)
         pool = self.full or self.tiles
         chosen = [pool[i] for i in rng.permutation(len(pool))[:limit]]
-        tiles = [self.tile(e, int(rng.integers(len(self.volumes[e[0]][2])))) for e in chosen]
-        return [_tensors([t[0] for t in part], [resolution_condition(t[2]) for t in part], [t[1] for t in part])
-                for part in (tiles[start:start + size] for start in range(0, len(tiles), size))]
+        samples = [self.tile(entry, int(rng.integers(len(self.volumes[entry.pair].levels)))) for entry in chosen]
+        return [_tensors([inp for inp, _, _ in part], [resolution_condition(r) for _, _, r in part],
+                         [target for _, target, _ in part])
+                for part in (samples[start:start + size] for start in range(0, len(samples), size))]
 
 
 class RealTileSampler:
@@ -133,18 +125,17 @@ class RealTileSampler:
         self.volumes = {}
         for name, entry in index.get("unpaired", {}).items():
             self.volumes[name], = load_volumes(dataset_dir, entry["file"], ("volume",))
-        self.tiles = [t for t in index.get("real_tiles", []) if t[0] in self.volumes]
+        self.tiles: list[RealTile] = [tile for tile in index["real_tiles"] if tile.map in self.volumes]
 
     def __len__(self) -> int:
         return len(self.tiles)
 
     def batch(self, size: int, rng: np.random.Generator) -> torch.Tensor:
         """(size, 1, T, T, T) random tiles, each in one of the 24 proper rotations."""
-        t = self.tile_size
         out = []
         for _ in range(size):
-            name, z, y, x = self.tiles[int(rng.integers(len(self.tiles)))]
-            tile = self.volumes[name][z:z + t, y:y + t, x:x + t]
+            entry = self.tiles[int(rng.integers(len(self.tiles)))]
+            tile = self.volumes[entry.map][corner_box(entry.corner, self.tile_size)]
             out.append(np.ascontiguousarray(cube_rotation(tile, int(rng.integers(24)))))
         return torch.from_numpy(np.stack(out)[:, None])
 

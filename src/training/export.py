@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..input_files import readable_file
 from ..weights_io import fitted_generator, save_weights
-from .dataset import read_index
+from .index import read_index
 from .train import read_checkpoint
 
 

@@ -39,6 +39,7 @@ from ..resample import resample_onto
 from ..resolution import lowpass_to_resolution
 from ..structure import read_structure
 from .config import FORMAT_VERSION, PrepareConfig
+from .index import RealTile, Tile, corner_box
 from .pairs import Pair
 
 
@@ -133,7 +134,7 @@ def _prepare_unpaired(maps: list[Path], out_dir: Path, config: PrepareConfig, in
             continue
         index["unpaired"][name] = {"file": f"unpaired/{name}.npz", "map": str(source),
                                    "region_fraction": meta["region_fraction"], "tiles": len(meta["corners"])}
-        index["real_tiles"].extend([name, *c] for c in meta["corners"])
+        index["real_tiles"].extend(list(RealTile(name, *corner)) for corner in meta["corners"])
 
 
 def _reuse_or_make(path: Path, label: str, failed_key: str, identity: dict,
@@ -207,9 +208,9 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
 
     The index lists, per kept pair, its file and quality numbers, and per tile
     its pair, corner (z, y, x) and occupancy (fraction of input voxels above
-    0.01). Dropped and failed pairs are listed with the reason. Unpaired maps
-    (``unpaired.py``) are listed under ``unpaired``, their tiles under
-    ``real_tiles``.
+    0.01), as the list of an ``index.Tile``. Dropped and failed pairs are
+    listed with the reason. Unpaired maps (``unpaired.py``) are listed under
+    ``unpaired``, their tiles under ``real_tiles`` (lists of ``index.RealTile``).
     """
     out_dir = output_folder(out_dir, "dataset folder")
     output_folder(out_dir / "pairs", "dataset folder")
@@ -234,9 +235,9 @@ def prepare(pairs: list[Pair], out_dir: str | Path, config: PrepareConfig = Prep
         corners = tile_corners(inp.shape[1:], config.tile_size, config.stride)
         t = config.tile_size
         occupied = (inp[0] > 0.01)
-        for c in corners:
-            occ = float(occupied[c[0]:c[0] + t, c[1]:c[1] + t, c[2]:c[2] + t].mean())
-            index["tiles"].append([pair.name, int(c[0]), int(c[1]), int(c[2]), round(occ, 4)])
+        for corner in corners:
+            occupancy = float(occupied[corner_box(corner, t)].mean())
+            index["tiles"].append(list(Tile(pair.name, *map(int, corner), round(occupancy, 4))))
         index["pairs"][pair.name] = {"file": f"pairs/{pair.name}.npz", **meta, "tiles": len(corners)}
     if unpaired:
         _prepare_unpaired(unpaired, out_dir, config, index, log)

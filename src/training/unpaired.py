@@ -24,6 +24,7 @@ from ..grid import MapData
 from ..mapio import read_map
 from ..resample import resample_onto
 from .config import PrepareConfig
+from .index import corner_box
 from .prepare import make_target, tile_corners
 
 NOMINAL_RESOLUTION = 4.0  # Å, for the envelope only: these maps come without a stated resolution
@@ -69,7 +70,7 @@ def prepare_unpaired(path: str | Path, config: PrepareConfig, max_voxel_size: fl
     t = config.tile_size
     pad = [(0, max(t - n, 0)) for n in volume.shape]
     volume, region = np.pad(volume, pad), np.pad(region, pad)
-    corners = [c for c in tile_corners(volume.shape, t, config.stride)
-               if region[c[0]:c[0] + t, c[1]:c[1] + t, c[2]:c[2] + t].mean() >= MIN_OCCUPANCY]
+    corners = [corner for corner in tile_corners(volume.shape, t, config.stride)
+               if region[corner_box(corner, t)].mean() >= MIN_OCCUPANCY]
     return {"volume": volume, "corners": np.array(corners, int).reshape(-1, 3),
             "region_fraction": float(region.mean())}
