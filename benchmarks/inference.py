@@ -72,10 +72,10 @@ def run_one(model: str, scheme: str, weights: str, out: Path, device: str) -> di
 
 def compare(model: str, schemes: list[str], out: Path) -> dict:
     """Differences from the paper's scheme and from one whole-map tile, and agreement with the experimental map."""
-    from chimerax.struc2map.grid import MapData
+    from chimerax.struc2map.map_data import MapData
     from chimerax.struc2map.mapio import read_map
     from chimerax.struc2map.metrics import chimerax_correlation
-    from chimerax.struc2map.tiling import tiling_difference
+    from map_difference import map_difference
 
     meta = json.loads((out / f"{model}_paper.json").read_text(encoding="utf-8"))
     exp = read_map(MODELS[model][1])
@@ -84,11 +84,11 @@ def compare(model: str, schemes: list[str], out: Path) -> dict:
     rows = {}
     for s in schemes:
         arr = np.load(out / f"{model}_{s}.npy")
-        rows[s] = {**tiling_difference(arr, ref),
+        rows[s] = {**map_difference(arr, ref),
                    "cam_vs_experimental": chimerax_correlation(exp, MapData(arr, meta["origin"], 1.0))[
                        "correlation_about_mean"]}
         if whole is not None:
-            rows[s]["max_abs_vs_whole"] = tiling_difference(arr, whole)["max_abs"]
+            rows[s]["max_abs_vs_whole"] = map_difference(arr, whole)["max_abs"]
     return rows
 
 

@@ -245,21 +245,3 @@ def predict_tiled(
         predicted=_voxels_of_cores(to_run, core, volume.shape) if skipped else None,
     )
     return output, report
-
-
-
-def tiling_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
-    """How far two predictions of one map differ (over ``mask`` if given): max_abs, mean_abs, correlation."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise InputError(f"Maps to compare must have one shape, got {a.shape} and {b.shape}.")
-    if mask is not None:
-        a, b = a[mask], b[mask]
-    difference = np.abs(a - b)
-    a, b = a - a.mean(), b - b.mean()
-    norm = np.sqrt((a * a).sum() * (b * b).sum())
-    return {
-        "max_abs": float(difference.max()),
-        "mean_abs": float(difference.mean()),
-        "correlation": float((a * b).sum() / norm) if norm > 0 else float("nan"),
-    }
