@@ -19,7 +19,7 @@ DATA = ROOT.parent / "shared" / "data"
 def main() -> None:
     from chimerax.map_fit import map_overlap_and_correlation
 
-    from chimerax.struc2map.grid import MapData
+    from chimerax.struc2map.map_data import MapData
     from chimerax.struc2map.mapio import read_map
     from chimerax.struc2map.metrics import chimerax_correlation
     from tests.chimerax_session import chimerax_session, run, volume_from_mapdata

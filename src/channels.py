@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .grid import MapData
+from .map_data import MapData
 from .molmap import SIGMA_FACTOR, gaussian_density, normalize_minmax
 
 BFACTOR_CAP = 300.0

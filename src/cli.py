@@ -61,7 +61,8 @@ def _generate_options(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .batch import generate_model, is_batch
+    from .batch import is_batch
+    from .model_to_map import generate_model
     from .device import resolve_device
     from .mapio import read_map
     from .metrics import INITIAL_ENVELOPE, MOLMAP_ENVELOPE, compare_maps, molmap_correlation

@@ -366,7 +366,7 @@ def _simulated_input(job: _Job, weights, resolution: float, tiling):
     from chimerax.map.molmap import add_gaussians, bounding_grid
 
     from .generate import edge_padding, input_grid, input_settings, simulate_input
-    from .grid import MapData
+    from .map_data import MapData
     from .memory import check_generate
     from .molmap import CUTOFF_RANGE, SIGMA_FACTOR
 

@@ -3,7 +3,7 @@
 Steps: the simulated input the weights name (simulators.py: molmap at 2 Å on
 a 1 Å grid around the model, min-max normalised as in training, unless the
 weights say otherwise; with the B-factor channel of
-inputs.py for weights that read it); the generator run tile by tile, asked
+channels.py for weights that read it); the generator run tile by tile, asked
 for the requested resolution when it takes one as input (else at its one
 native resolution, then low-pass filtered); the output's envelope applied.
 The result lies on the same grid as the input, so it is positioned like the
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .grid import MapData
-from .inputs import bfactors_informative, input_channels, resolution_condition
+from .map_data import MapData
+from .channels import bfactors_informative, input_channels, resolution_condition
 from .mask import atom_distance, atom_mask, envelope_radii, mask_to_background, soft_envelope
 from .memory import check_generate
 from .molmap import molmap_grid
-from .network import Conditioned
+from .network import FixedCondition
 from .resolution import check_resolution, lowpass_to_resolution
 from .simulators import normalise, simulate
 from .tiling import TilingConfig, TilingReport, predict_tiled
@@ -192,7 +192,7 @@ def _run_conditioned(run: _Run) -> tuple[MapData, TilingReport, float, list[str]
     if coords is not None and spec.envelope == "soft":
         inner, outer = envelope_radii(asked)
         weight = soft_envelope(atom_distance(simulated, coords, outer), inner, outer)
-    module = Conditioned(weights.generator, torch.from_numpy(resolution_condition(asked)))
+    module = FixedCondition(weights.generator, torch.from_numpy(resolution_condition(asked)))
     output, tiles = run.predict(module, channels, needed=None if weight is None else weight > 0)
     if weight is not None:
         output *= weight

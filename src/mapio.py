@@ -36,9 +36,9 @@ import numpy as np
 
 from .errors import InputError
 from .files import atomic_path, check_output
-from .grid import MapData
+from .map_data import MapData
 from .memory import check_file_read
-from .input_files import readable_file
+from .file_checks import readable_file
 
 CCP4_SUFFIXES = (".map", ".ccp4")
 IMOD_SUFFIXES = (".rec",)

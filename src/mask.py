@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .grid import MapData
+from .map_data import MapData
 
 
 def atom_distance(grid: MapData, coords: np.ndarray, limit: float) -> np.ndarray:

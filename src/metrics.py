@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 from .errors import InputError
-from .grid import MapData
+from .map_data import MapData
 from .resample import interpolate_at, resample_onto
 
 _HISTOGRAM_BINS = 10000          # MatrixValueStatistics default

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .errors import InputError
-from .grid import MapData
+from .map_data import MapData
 
 SIGMA_FACTOR = 1 / (math.pi * math.sqrt(2))
 """ChimeraX's default σ/resolution: the Gaussian's width at which its Fourier

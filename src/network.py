@@ -219,7 +219,7 @@ def rename_published_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
     return renamed
 
 
-class Conditioned(nn.Module):
+class FixedCondition(nn.Module):
     """A conditioned generator with its condition fixed (e.g. one target resolution), called as ``module(x)``.
 
     Lets code that runs any generator on tiles (tiling.py) run a conditioned one unchanged.

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
-from .grid import MapData
+from .map_data import MapData
 from .metrics import pearson
 
 LOW_FREQUENCY = 1.0 / 12.0  # Å⁻¹: the fall-off band starts here (coarser shells hold the envelope's shape)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import MapData
+from .map_data import MapData
 
 _CHUNK_POINTS = 1 << 20  # points interpolated per pass: bounds temporaries to ~100 MB
 

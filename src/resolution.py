@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
-from .grid import MapData
+from .map_data import MapData
 from .molmap import SIGMA_FACTOR
 
 MIN_RESOLUTION = 0.5

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from .errors import WeightsError
-from .grid import MapData
+from .map_data import MapData
 from .molmap import molmap, normalize_minmax
 from .weights_meta import DEFAULT_INPUT
 

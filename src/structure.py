@@ -32,7 +32,7 @@ import gemmi
 import numpy as np
 
 from .errors import InputError
-from .input_files import readable_file, shown
+from .file_checks import readable_file, shown
 from .memory import MODEL_READ_FACTOR, check_file_read
 from .plddt import HEADER_RECORDS, ModelHeader
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import WeightsError
-from .inputs import CONDITION_DIM
+from .channels import CONDITION_DIM
 from .userdata import weights_folder
 
 FORMAT = "struc2map-weights"
@@ -35,7 +35,7 @@ class GeneratorSpec:
 
     Version-1 weights (the first shipped generator) read molmap only, have one
     native resolution and a hard mask (``mask_radius``); conditioned weights
-    read ``in_channels`` channels (see inputs.py), take the target resolution
+    read ``in_channels`` channels (see channels.py), take the target resolution
     as input over ``resolution_range`` and fade into solvent with a soft
     ``envelope``.
     """

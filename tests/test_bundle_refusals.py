@@ -9,7 +9,7 @@ from chimerax.core.errors import UserError
 from tests.chimerax_session import cx_session, open_pdb, run, volume_from_mapdata  # noqa: F401
 from tests.test_bundle import cx  # noqa: F401
 
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 
 MODEL = "t20s_fragment_emd5623/test_model.pdb"
 

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.mapio import read_map, write_map
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.metrics import compare_maps, molmap_contour_level

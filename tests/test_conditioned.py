@@ -8,10 +8,10 @@ import torch
 
 from chimerax.struc2map import generate as gen
 from chimerax.struc2map.errors import WeightsError
-from chimerax.struc2map.inputs import (bfactor_channel, bfactors_informative, input_channels, resolution_condition)
+from chimerax.struc2map.channels import (bfactor_channel, bfactors_informative, input_channels, resolution_condition)
 from chimerax.struc2map.mask import atom_distance, envelope_radii, soft_envelope
 from chimerax.struc2map.molmap import molmap, normalize_minmax
-from chimerax.struc2map.network import Conditioned, Generator
+from chimerax.struc2map.network import FixedCondition, Generator
 from chimerax.struc2map.structure import read_structure
 from chimerax.struc2map.tiling import TilingConfig, predict_tiled
 from chimerax.struc2map.training.losses import ssim_loss
@@ -128,7 +128,7 @@ def test_tiled_two_channel_prediction_matches_one_call(tmp_path):
     g = Generator(WIDTHS, 2, condition_dim=2).eval()
     volume = np.zeros((2, 40, 40, 40), np.float32)
     volume[:, 8:32, 8:32, 8:32] = np.random.default_rng(0).random((2, 24, 24, 24))
-    module = Conditioned(g, torch.from_numpy(resolution_condition(4.0)))
+    module = FixedCondition(g, torch.from_numpy(resolution_condition(4.0)))
     config = TilingConfig(tile_size=32, margin=4, precision="fp32", skip_empty=False)
     tiled, report = predict_tiled(module, volume, config, device="cpu")
     assert tiled.shape == (40, 40, 40) and report.tiles_run == report.tiles_total

@@ -4,7 +4,7 @@ import pytest
 
 from chimerax.struc2map import generate as gen
 from chimerax.struc2map.errors import Cancelled, InputError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.structure import read_structure
 from chimerax.struc2map.tiling import TilingConfig
 

@@ -14,7 +14,7 @@ import tests.chimerax_session  # noqa: F401  (aliases collections names before c
 from chimerax.map_data import open_file as chimerax_open
 from chimerax.struc2map import files
 from chimerax.struc2map.errors import InputError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.mapio import read_map, write_map
 
 

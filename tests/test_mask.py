@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.mask import atom_mask, mask_to_background
 
 

@@ -8,7 +8,7 @@ from skimage.metrics import structural_similarity
 
 from chimerax.struc2map import metrics, resample
 from chimerax.struc2map.errors import InputError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.mapio import read_map
 from chimerax.struc2map.metrics import chimerax_correlation, compare_maps, default_contour_level
 from chimerax.struc2map.resample import interpolate_at, resample_onto

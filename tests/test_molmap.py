@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from chimerax.struc2map.errors import InputError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.molmap import (SIGMA_FACTOR, gaussian_density, molmap, molmap_grid,
                                        normalize_minmax)
 from tests.chimerax_session import cx_session, open_pdb, run, volume_from_mapdata  # noqa: F401

@@ -7,7 +7,7 @@ map made by the ``struc2map`` command within that molmap's envelope.
 import numpy as np
 import pytest
 
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.metrics import molmap_contour_level, molmap_correlation
 from chimerax.struc2map.molmap import molmap
 from chimerax.struc2map.structure import read_structure

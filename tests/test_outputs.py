@@ -16,11 +16,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from chimerax.struc2map import batch, cli, files
+from chimerax.struc2map import cli, files, model_to_map
 from chimerax.struc2map import molmap as molmap_module
 from chimerax.struc2map.errors import InputError
 from chimerax.struc2map.files import atomic_path, check_output, special_file_kind
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.mapio import write_map
 
 FAST = ["--tile-size", "40", "--margin", "4", "--device", "cpu"]
@@ -44,15 +44,15 @@ def one_error(capsys) -> str:
 
 @pytest.fixture
 def generator_spy(monkeypatch):
-    """Records whether the generator ran (wraps batch.generate, which still runs for real)."""
+    """Records whether the generator ran (wraps model_to_map.generate, which still runs for real)."""
     calls = []
-    real = batch.generate
+    real = model_to_map.generate
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "generate", spy)
+    monkeypatch.setattr(model_to_map, "generate", spy)
     return calls
 
 

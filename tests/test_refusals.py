@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from chimerax.struc2map import cli
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.mapio import write_map
 from chimerax.struc2map.training.pairs import read_pairs
 

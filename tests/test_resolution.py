@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chimerax.struc2map.errors import InputError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.molmap import SIGMA_FACTOR, molmap
 from chimerax.struc2map.resolution import check_resolution, extra_sigma, lowpass_to_resolution
 from chimerax.struc2map.structure import read_structure

@@ -5,7 +5,7 @@ from scipy import fft as sp_fft
 from scipy.ndimage import fourier_gaussian
 
 from chimerax.struc2map.errors import WeightsError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.simulators import (ATOMIC_MASS, check_recipe, fourier_gaussian_blur, mass_overlay,
                                            normalise, normalize_zscore, tempy_blur)
 from chimerax.struc2map.structure import read_structure

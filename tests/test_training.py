@@ -11,7 +11,7 @@ import torch
 
 from chimerax.struc2map import cli
 from chimerax.struc2map.errors import InputError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.molmap import molmap_grid
 from chimerax.struc2map.training.augment import Degradation, cube_rotation
 from chimerax.struc2map.training.index import read_index

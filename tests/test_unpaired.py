@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from chimerax.struc2map import cli
 from chimerax.struc2map.errors import InputError
-from chimerax.struc2map.grid import MapData
+from chimerax.struc2map.map_data import MapData
 from chimerax.struc2map.mapio import write_map
 from chimerax.struc2map.training.dataset import RealTileSampler
 from chimerax.struc2map.training.prepare import PrepareConfig

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..errors import InputError
-from ..inputs import CONDITION_DIM
+from ..channels import CONDITION_DIM
 
 FORMAT_VERSION = 3  # 3: cut_to_map
 
@@ -46,7 +46,7 @@ class TrainConfig:
     """Every hyper-parameter of a run (recorded in checkpoints and the exported weights)."""
 
     widths: tuple[int, ...] = (32, 64, 128, 256)
-    in_channels: int = 2  # molmap and the B-factor channel (inputs.py)
+    in_channels: int = 2  # molmap and the B-factor channel (channels.py)
     condition_dim: int = CONDITION_DIM  # 0: no resolution input
     bfactor_dropout: float = 0.3
     init_weights: str | None = None  # a weights file to start from (e.g. the previous generator)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..inputs import resolution_condition
+from ..channels import resolution_condition
 from .augment import Degradation, augment_pair, cube_rotation
 from .index import RealTile, Tile, corner_box, read_index
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..files import atomic_path, output_folder, write_csv, write_text
 from ..generate import generate
-from ..grid import MapData
+from ..map_data import MapData
 from ..mapio import read_map
 from ..mask import atom_distance, envelope_radii, soft_envelope
 from ..metrics import compare_maps, default_contour_level, pearson

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 
 from ..errors import InputError
-from ..input_files import readable_file
+from ..file_checks import readable_file
 from ..weights_io import fitted_generator, save_weights
 from .index import read_index
 from .train import read_checkpoint

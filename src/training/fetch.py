@@ -17,7 +17,7 @@ from typing import Callable
 from ..download import download
 from ..errors import InputError, Struc2mapError
 from ..files import output_folder, write_csv
-from ..input_files import readable_file
+from ..file_checks import readable_file
 
 EMDB_URL = "https://files.wwpdb.org/pub/emdb/structures"
 PDB_URL = "https://files.rcsb.org/download"

@@ -2,7 +2,7 @@
 
 For each pair: the experimental map is resampled onto a 1 Å grid around the
 model (the grid ``generate`` uses), cut to the map's box (``cut_to_map``).
-The input is the recipe of ``inputs.py``:
+The input is the recipe of ``channels.py``:
 molmap at 2 Å, min-max normalised, and the B-factor channel (all zero when the
 model's B-factors carry no information). The targets are the experimental map
 at its reported resolution and, for teaching the generator what resolution
@@ -29,8 +29,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_path, output_folder, write_text
-from ..grid import MapData
-from ..inputs import bfactors_informative, input_channels
+from ..map_data import MapData
+from ..channels import bfactors_informative, input_channels
 from ..mapio import read_map
 from ..mask import atom_distance, envelope_radii, soft_envelope
 from ..metrics import chimerax_correlation

@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..device import autocast as _autocast, process_device, rank_from_env, started_by_torchrun
 from ..errors import InputError
 from ..files import atomic_path, output_folder, write_csv, write_text
-from ..input_files import readable_file
+from ..file_checks import readable_file
 from ..network import Discriminator, Generator
 from .augment import Degradation
 from .config import TrainConfig

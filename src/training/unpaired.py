@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from ..grid import MapData
+from ..map_data import MapData
 from ..mapio import read_map
 from ..resample import resample_onto
 from .config import PrepareConfig
