@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_weights_subcommands(sub) -> None:
-    from .simulators import RECIPES
+    from .weights_meta import RECIPES
 
     w = sub.add_parser("weights", help="list weights; import or download the authors' published checkpoint")
     wsub = w.add_subparsers(dest="weights_command", required=True)

@@ -372,7 +372,7 @@ def _simulated_input(job: _Job, weights, resolution: float, tiling):
 
     # before the input grid is allocated, with the run's tiles
     check_generate(input_grid(job.xyz, weights, resolution)[1], tiling.tile_size, tiling.batch_size)
-    if weights.metadata.get("input", {}).get("simulator", "molmap") != "molmap":
+    if weights.spec.recipe["simulator"] != "molmap":
         return simulate_input(job.xyz, job.element_weights, weights, resolution)
     input_resolution, spacing = input_settings(weights)
     grid = bounding_grid(job.xyz, spacing, edge_padding(weights, resolution))

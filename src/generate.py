@@ -80,7 +80,7 @@ def simulate_input(coords: np.ndarray, atomic_numbers: np.ndarray, weights: Weig
     (``check_generate`` on ``input_grid``'s shape), as :func:`generate` does."""
     origin, shape, spacing = input_grid(coords, weights, resolution)
     grid = MapData(np.empty(shape, np.float32), origin, spacing)  # on_grid uses only the geometry
-    return simulate(coords, atomic_numbers, weights.metadata.get("input", {}), grid)
+    return simulate(coords, atomic_numbers, weights.spec.recipe, grid)
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def _from_input(run: _Run) -> tuple[MapData, GenerateReport]:
 def _run_native(run: _Run) -> tuple[MapData, TilingReport, float, list[str]]:
     """Version-1 weights: the generator at its one native resolution, hard-masked, then low-passed."""
     simulated, resolution, weights, coords = run.simulated, run.resolution, run.weights, run.coords
-    volume = normalise(simulated.array, weights.metadata.get("input", {}))
+    volume = normalise(simulated.array, weights.spec.recipe["normalisation"])
     mask_radius = weights.spec.mask_radius
     mask = atom_mask(simulated, coords, mask_radius) if coords is not None and mask_radius else None
     # Lattice tiles: the solvent level below is a median over the computed voxels beyond the mask, which

@@ -23,7 +23,7 @@ from .download import DownloadError, download, part_path
 from .errors import WeightsError
 from .files import file_sha256, is_plain_name
 from .network import LEVELS, MAX_WIDTH, Generator, rename_published_state_dict
-from .simulators import RECIPES
+from .weights_meta import RECIPES
 from .userdata import downloads_folder, weights_folder
 from .weights_io import fitted_generator, save_weights
 
@@ -116,7 +116,7 @@ def import_checkpoint(path: str | os.PathLike, *, name: str = "published", outpu
 
     OUTPUT defaults to the user's weights folder, where ``--weights NAME``
     finds it. ``input_recipe`` is the input the weights will be fed
-    (simulators.RECIPES): "molmap", what the generator was trained on, by
+    (weights_meta.RECIPES): "molmap", what the generator was trained on, by
     default. The metadata records the checkpoint's sha256, whether it is the
     published file, and then its source and licence.
     """

@@ -27,17 +27,9 @@ import math
 
 import numpy as np
 
-from .errors import WeightsError
 from .map_data import MapData
 from .molmap import molmap, normalize_minmax
-from .weights_meta import DEFAULT_INPUT
-
-TEMPY_BLUR_INPUT = {"simulator": "tempy-blur", "resolution": 2.0, "grid_spacing": 1.0, "sigma_factor": 0.356,
-                    "normalisation": "zscore"}
-"""The authors' inference default: --mode pdb2vol --res 2.0 --sigma_coeff 0.356, normalised."""
-
-RECIPES = {"molmap": DEFAULT_INPUT, "tempy-blur": TEMPY_BLUR_INPUT}
-"""Each recipe's full settings, by the name the metadata's "simulator" gives."""
+from .weights_meta import TEMPY_BLUR_INPUT
 
 ATOMIC_MASS = {1: 1.008, 6: 12.011, 7: 14.007, 8: 15.999, 15: 30.974, 16: 32.066}
 """Masses (Da) the TEMPy-style recipe weights atoms by, by atomic number; other elements weigh 0."""
@@ -53,30 +45,17 @@ def normalize_zscore(array: np.ndarray) -> np.ndarray:
 NORMALISATIONS = {"minmax": normalize_minmax, "zscore": normalize_zscore}
 
 
-def check_recipe(spec: dict) -> dict:
-    """``spec`` (a weights file's "input") completed from its recipe's defaults; unknown names are a WeightsError."""
-    name = spec.get("simulator", "molmap")
-    if name not in RECIPES:
-        raise WeightsError(f"The weights ask for the input simulator '{name}', which this Struc2map does not know "
-                           f"(known: {', '.join(RECIPES)}).")
-    recipe = {**RECIPES[name], **spec}
-    if recipe["normalisation"] not in NORMALISATIONS:
-        raise WeightsError(f"The weights ask for the input normalisation '{recipe['normalisation']}', which this "
-                           f"Struc2map does not know (known: {', '.join(NORMALISATIONS)}).")
-    return recipe
-
-
-def simulate(coords: np.ndarray, atomic_numbers: np.ndarray, spec: dict, grid: MapData) -> MapData:
-    """The recipe's simulated map of the atoms on ``grid``'s geometry (not yet normalised)."""
-    recipe = check_recipe(spec)
+def simulate(coords: np.ndarray, atomic_numbers: np.ndarray, recipe: dict, grid: MapData) -> MapData:
+    """The simulated map of the atoms on ``grid``'s geometry (not yet normalised), as ``recipe`` (a complete one:
+    weights_meta.input_recipe, a weights spec's ``recipe``) says."""
     if recipe["simulator"] == "molmap":
         return molmap(coords, atomic_numbers, recipe["resolution"], on_grid=grid)
     return tempy_blur(coords, atomic_numbers, recipe["resolution"], grid, recipe["sigma_factor"])
 
 
-def normalise(array: np.ndarray, spec: dict) -> np.ndarray:
-    """The simulated map scaled as the recipe says (float32)."""
-    return NORMALISATIONS[check_recipe(spec)["normalisation"]](array)
+def normalise(array: np.ndarray, normalisation: str) -> np.ndarray:
+    """The simulated map scaled by the recipe's ``normalisation`` (weights_meta.NORMALISATION_NAMES), as float32."""
+    return NORMALISATIONS[normalisation](array)
 
 
 def mass_overlay(coords: np.ndarray, atomic_numbers: np.ndarray, grid: MapData) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import WeightsError
@@ -26,7 +26,30 @@ SHIPPED_NAME = "struc2map_generator.pt"
 DEFAULT_INPUT = {"simulator": "molmap", "resolution": 2.0, "grid_spacing": 1.0, "normalisation": "minmax"}
 """How the paper's generator inputs were made: molmap at 2 Å on a 1 Å grid, min-max normalised."""
 
+TEMPY_BLUR_INPUT = {"simulator": "tempy-blur", "resolution": 2.0, "grid_spacing": 1.0, "sigma_factor": 0.356,
+                    "normalisation": "zscore"}
+"""The authors' inference default: --mode pdb2vol --res 2.0 --sigma_coeff 0.356, normalised."""
+
+RECIPES = {"molmap": DEFAULT_INPUT, "tempy-blur": TEMPY_BLUR_INPUT}
+"""Each input recipe's full settings (simulators.py makes them), by the name the metadata's "simulator" gives."""
+
+NORMALISATION_NAMES = ("minmax", "zscore")
+"""How a simulated input may be scaled (simulators.normalise)."""
+
 DEFAULT_OUTPUT = {"normalisation": "minmax", "background": None}
+
+
+def input_recipe(inp: dict, where: str = "The weights") -> dict:
+    """A weights file's "input" section completed from its recipe's defaults; a WeightsError for unknown names."""
+    name = inp.get("simulator", "molmap")
+    if name not in RECIPES:
+        raise WeightsError(f"{where} ask for the input simulator '{name}', which this Struc2map does not know "
+                           f"(known: {', '.join(RECIPES)}).")
+    recipe = {**RECIPES[name], **inp}
+    if recipe["normalisation"] not in NORMALISATION_NAMES:
+        raise WeightsError(f"{where} ask for the input normalisation '{recipe['normalisation']}', which this "
+                           f"Struc2map does not know (known: {', '.join(NORMALISATION_NAMES)}).")
+    return recipe
 
 
 @dataclass(frozen=True)
@@ -48,6 +71,7 @@ class GeneratorSpec:
     resolution_range: tuple[float, float] | None = None
     mask_radius: float | None = None
     envelope: str | None = None  # "soft": mask.envelope_radii / soft_envelope
+    recipe: dict = field(default_factory=lambda: dict(DEFAULT_INPUT), hash=False)  # the complete input recipe
 
     @property
     def condition_dim(self) -> int:
@@ -78,8 +102,9 @@ class GeneratorSpec:
         if condition not in (None, "resolution"):
             raise WeightsError(f"{where}: the field 'network.condition' must be \"resolution\" or absent, "
                                f"got {condition!r}.")
-        input_resolution = number("input.resolution", inp.get("resolution"), 2.0, high=20.0)
-        spacing = number("input.grid_spacing", inp.get("grid_spacing"), 1.0, high=10.0)
+        recipe = input_recipe(inp, where)
+        input_resolution = number("input.resolution", recipe["resolution"], None, high=20.0)
+        spacing = number("input.grid_spacing", recipe["grid_spacing"], None, high=10.0)
         native = number("output.resolution", out.get("resolution"), input_resolution, high=100.0)
         span = out.get("resolution_range")
         if span is not None:
@@ -97,7 +122,7 @@ class GeneratorSpec:
         return cls(in_channels=in_channels, condition=condition, input_resolution=input_resolution,
                    grid_spacing=spacing, native_resolution=native, resolution_range=span,
                    mask_radius=number("output.mask_radius", out.get("mask_radius"), None, high=50.0),
-                   envelope=envelope)
+                   envelope=envelope, recipe=recipe)
 
 
 def weights_file_pair(path: str | os.PathLike) -> tuple[Path, Path]:

@@ -21,7 +21,8 @@ from chimerax.struc2map.errors import InputError, WeightsError
 from chimerax.struc2map.generate import generate, simulate_input
 from chimerax.struc2map.network import Discriminator, Generator
 from chimerax.struc2map.published import PUBLISHED, import_checkpoint, load_checkpoint
-from chimerax.struc2map.simulators import RECIPES
+from chimerax.struc2map.options import TilingConfig
+from chimerax.struc2map.weights_meta import RECIPES
 from chimerax.struc2map.structure import read_structure
 from chimerax.struc2map.userdata import downloads_folder, weights_folder
 from chimerax.struc2map.weights_io import load_weights_or_shipped
@@ -339,9 +340,9 @@ def test_chimerax_input_step_checks_memory_for_either_recipe(tmp_path, fragment,
     lightning_checkpoint(ckpt, optimiser=False)
     weights = load_weights_or_shipped(import_checkpoint(ckpt, name="w", input_recipe=recipe))
     monkeypatch.setattr(memory, "memory_limit", lambda: (10_000, "free memory"))
-    job = types.SimpleNamespace(xyz=fragment.coords, weights=fragment.atomic_numbers.astype(np.float32))
+    job = types.SimpleNamespace(xyz=fragment.coords, element_weights=fragment.atomic_numbers.astype(np.float32))
     with pytest.raises(InputError, match=r"voxels .* needs about"):
-        cmd._simulated_input(job, weights, 4.0)
+        cmd._simulated_input(job, weights, 4.0, TilingConfig())
 
 
 def _real_checkpoint() -> Path | None:

@@ -6,9 +6,10 @@ from scipy.ndimage import fourier_gaussian
 
 from chimerax.struc2map.errors import WeightsError
 from chimerax.struc2map.map_data import MapData
-from chimerax.struc2map.simulators import (ATOMIC_MASS, check_recipe, fourier_gaussian_blur, mass_overlay,
+from chimerax.struc2map.simulators import (ATOMIC_MASS, NORMALISATIONS, fourier_gaussian_blur, mass_overlay,
                                            normalise, normalize_zscore, tempy_blur)
 from chimerax.struc2map.structure import read_structure
+from chimerax.struc2map.weights_meta import NORMALISATION_NAMES, RECIPES, GeneratorSpec, input_recipe
 
 
 def test_mass_overlay_spreads_each_mass_trilinearly():
@@ -56,17 +57,27 @@ def test_blur_is_skipped_below_one_voxel_as_in_the_authors_script(data):
 def test_normalisations():
     rng = np.random.default_rng(1)
     array = rng.random((8, 8, 8)) * 5 + 2
-    z = normalise(array, {"simulator": "tempy-blur"})
+    z = normalise(array, "zscore")
     assert z.dtype == np.float32 and abs(z.mean()) < 1e-6 and z.std() == pytest.approx(1, abs=1e-5)
-    m = normalise(array, {"simulator": "molmap"})
+    m = normalise(array, "minmax")
     assert m.min() == 0 and m.max() == 1
     assert np.array_equal(normalize_zscore(np.ones((2, 2, 2))), np.ones((2, 2, 2)))
 
 
 def test_recipe_checks():
-    assert check_recipe({})["simulator"] == "molmap"
-    assert check_recipe({"simulator": "tempy-blur"})["sigma_factor"] == 0.356
+    assert input_recipe({})["simulator"] == "molmap"
+    assert input_recipe({"simulator": "tempy-blur"})["sigma_factor"] == 0.356
     with pytest.raises(WeightsError, match="input simulator 'pdb2mrc', which this Struc2map does not know"):
-        check_recipe({"simulator": "pdb2mrc"})
+        input_recipe({"simulator": "pdb2mrc"})
     with pytest.raises(WeightsError, match="input normalisation 'percentile'"):
-        check_recipe({"simulator": "molmap", "normalisation": "percentile"})
+        input_recipe({"simulator": "molmap", "normalisation": "percentile"})
+
+
+def test_the_weights_spec_holds_the_checked_recipe():
+    """The recipe is completed and checked once, when the metadata is parsed; every name it may give is made here."""
+    spec = GeneratorSpec.from_metadata({"input": {"simulator": "tempy-blur"}}, "w.json")
+    assert spec.recipe == RECIPES["tempy-blur"] and spec.input_resolution == 2.0
+    assert GeneratorSpec().recipe == GeneratorSpec.from_metadata({}, "w.json").recipe == RECIPES["molmap"]
+    with pytest.raises(WeightsError, match="w.json ask for the input simulator 'pdb2mrc'"):
+        GeneratorSpec.from_metadata({"input": {"simulator": "pdb2mrc"}}, "w.json")
+    assert set(NORMALISATIONS) == set(NORMALISATION_NAMES)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import InputError
 from ..channels import CONDITION_DIM
+from ..weights_meta import DEFAULT_INPUT
 
 FORMAT_VERSION = 3  # 3: cut_to_map
 
@@ -21,8 +22,8 @@ FORMAT_VERSION = 3  # 3: cut_to_map
 class PrepareConfig:
     """Settings of the prepare step (all recorded in the dataset)."""
 
-    input_resolution: float = 2.0
-    grid_spacing: float = 1.0
+    input_resolution: float = DEFAULT_INPUT["resolution"]  # the generator's input: the molmap recipe
+    grid_spacing: float = DEFAULT_INPUT["grid_spacing"]
     edge_padding: float = 10.0
     target_levels: tuple[float, ...] = (3.0, 4.0, 5.0, 6.0, 8.0)  # coarser copies, where ≥ 0.75 Å coarser
     scale_percentile: float = 99.0

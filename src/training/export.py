@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..file_checks import readable_file
 from ..weights_io import fitted_generator, save_weights
+from ..weights_meta import DEFAULT_INPUT
 from .index import read_index
 from .train import read_checkpoint
 
@@ -48,8 +49,8 @@ def export_run(run_dir: str | Path, dataset_dir: str | Path, output: str | Path,
     channels = ["molmap", "bfactor_blur"][:config["in_channels"]]
     metadata = {
         "network": {"condition": "resolution" if config["condition_dim"] else None},
-        "input": {"simulator": "molmap", "resolution": prep["input_resolution"],
-                  "grid_spacing": prep["grid_spacing"], "normalisation": "minmax", "channels": channels},
+        "input": {**DEFAULT_INPUT, "resolution": prep["input_resolution"], "grid_spacing": prep["grid_spacing"],
+                  "channels": channels},
         "output": {"normalisation": (f"experimental map minus its solvent level (0), scaled so that its "
                                      f"{prep['scale_percentile']:g}th percentile within 2 Å of the atoms is 1"),
                    "envelope": "soft",
