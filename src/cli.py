@@ -13,6 +13,8 @@ from .errors import InputError, Struc2mapError, WeightsError
 from .files import check_output, write_text
 from .memory import check_compare
 
+WEIGHTS_OPTION_HELP = " On the command line, name weights with --weights FILE or an installed NAME."
+
 
 def _progress_bar(label: str):
     """A progress callback drawing one line on stderr (only when it is a terminal)."""
@@ -83,7 +85,7 @@ def _generate(args: argparse.Namespace) -> int:
     experimental = read_map(args.compare) if args.compare else None
     if experimental is not None:
         check_compare(experimental.array.shape)
-    weights = load_weights_or_shipped(options.weights)
+    weights = load_weights_or_shipped(options.weights, missing_hint=WEIGHTS_OPTION_HELP)
     atoms, generated, report = generate_model(model, out, options.resolution, weights, tiling=options.tiling(),
                                               device=options.device, overwrite=args.overwrite,
                                               bfactors=options.bfactors, progress=_progress_bar("tiles"))
@@ -121,7 +123,7 @@ def _generate_batch(args: argparse.Namespace, options) -> int:
         raise InputError("Several models (or a folder, or an @list) need --output-dir DIR: one map is written "
                          "there per model.")
     plan = plan_batch(args.model, args.output_dir)
-    weights = load_weights_or_shipped(options.weights)
+    weights = load_weights_or_shipped(options.weights, missing_hint=WEIGHTS_OPTION_HELP)
     summary = run_batch(plan, options.resolution, weights, tiling=options.tiling(), device=options.device,
                         overwrite=args.overwrite, bfactors=options.bfactors)
     return 1 if failures_on_all_ranks(len(summary.failed), plan.world) else 0
@@ -230,6 +232,22 @@ def _weights_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shipped_range() -> str:
+    """What the shipped weights make, from their metadata (no torch): the --resolution help."""
+    from .weights_meta import default_weights_path, read_metadata
+
+    try:
+        path = default_weights_path()
+        span = read_metadata(path).get("output", {}).get("resolution_range") if path else None
+    except WeightsError:  # a damaged install: generate says so when it loads them
+        span = None
+    if not span:
+        return "the weights' own range; see 'struc2map weights list'"
+    low, high = span
+    return (f"the default weights make {low:g}–{high:g} Å; finer is made at {low:g}, coarser at {high:g} and "
+            "low-pass filtered, with a note")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .options import BFACTOR_MODES, DEVICE_FORMS, MIN_TILE, PRECISIONS, TILE_MULTIPLE, TilingConfig
 
@@ -242,8 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("model", nargs="+", help="PDB or mmCIF file (gzipped too); for a batch several, a folder, or "
                    "@LIST (a file with one path a line)")
     g.add_argument("--resolution", "-r", type=float, required=True,
-                   help="target resolution in Å (the default weights make 2.6–8 Å; finer is made at 2.6, "
-                   "coarser at 8 and low-pass filtered, with a note)")
+                   help=f"target resolution in Å ({_shipped_range()})")
     g.add_argument("--output", "-o", help="MRC file to write (one model)")
     g.add_argument("--output-dir", metavar="DIR", help="folder for a batch: DIR/<model name>.mrc per model, "
                    "existing maps skipped, a log per process (struc2map_batch.rankR.jsonl); see docs/cluster.md")

@@ -28,7 +28,7 @@ MISSING_WEIGHTS_HELP = (
     "No trained Struc2map weights are installed. "
     "The Struc2map package normally ships them as weights/struc2map_generator.pt (with its .json): "
     "reinstall the package or ChimeraX bundle to get them back, "
-    "pass a weights file of your own with --weights FILE (NAME.pt with NAME.json beside it), "
+    "name a weights file of your own (NAME.pt with NAME.json beside it), "
     "or train one with 'struc2map train' (see docs/training.md)."
 )
 

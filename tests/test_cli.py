@@ -49,7 +49,7 @@ def test_missing_weights_explain_how_to_get_them(fragment, tmp_path, monkeypatch
     monkeypatch.setattr(weights_io, "default_weights_path", lambda: None)
     assert run("generate", fragment[0], "-r", 3.3, "-o", tmp_path / "o.mrc") == 2
     err = capsys.readouterr().err
-    assert "No trained Struc2map weights" in err and "struc2map train" in err
+    assert "No trained Struc2map weights" in err and "struc2map train" in err and "--weights FILE" in err
     assert not (tmp_path / "o.mrc").exists()
 
 
@@ -98,3 +98,13 @@ def test_compare_command(fragment, tmp_path, capsys):
     for key in ("correlation", "correlation_about_mean", "pcc", "ssim", "level", "points"):
         assert result[key] == pytest.approx(expected[key], rel=1e-9)
     assert 0.3 < result["correlation"] <= 1
+
+
+def test_resolution_help_reads_the_shipped_weights_range(monkeypatch):
+    """--resolution's help states what the installed default weights make, from their metadata, not a copy."""
+    from chimerax.struc2map import weights_meta
+
+    low, high = weights_meta.read_metadata(weights_meta.default_weights_path())["output"]["resolution_range"]
+    assert f"make {low:g}–{high:g} Å" in cli._shipped_range()
+    monkeypatch.setattr(weights_meta, "default_weights_path", lambda: None)
+    assert "weights list" in cli._shipped_range()
