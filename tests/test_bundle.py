@@ -1,31 +1,19 @@
-"""The ChimeraX bundle inside real ChimeraX code (the ``ChimeraX==0.1.71`` wheel).
+"""The ``struc2map`` command inside real ChimeraX code (the ``ChimeraX==0.1.71`` wheel), blocking runs.
 
-- The bundle wheel built from bundle_info.xml by ChimeraX's bundle builder, installed
-  as ``toolshed install`` does (pip, no dependencies), is found by the toolshed from its
-  installed metadata, registers ``struc2map`` lazily on first use, carries its help pages
-  and weights, and runs (in a subprocess, so this session stays clean).
-- ``struc2map`` run through ChimeraX's command parser on a real model and map: the
-  volume's grid, origin and position (also for a submodel under a moved parent); the
-  logged table against ChimeraX's own ``measure correlation``; onGrid and gridSpacing
-  against ChimeraX's ``volume resample``; several structures, stop; errors; ``fit``
-  against ChimeraX's own ``fitmap``.
-- Background runs as in the GUI: the wheel has no GUI, so the test UI says ``is_gui``
-  and the tests fire the ``'new frame'`` trigger as ChimeraX's redraw loop does; the
-  worker thread, the trigger set, the models and the commands are real.
+Run through ChimeraX's command parser on a real model and map: the volume's grid, origin and position (also
+for a submodel under a moved parent); the logged table against ChimeraX's own ``measure correlation``;
+onGrid and gridSpacing against ChimeraX's ``volume resample``; several structures, stop; errors. Runs in
+the background as in the GUI are in test_bundle_background.py, ``fit`` in test_bundle_fit.py, the built
+and installed wheel in test_bundle_wheel.py, refusals in test_bundle_refusals.py, predicted models in
+test_bundle_plddt.py; what they share in bundle_support.py.
 
 The generator is ``tiny_weights``, small and randomly initialised: its maps mean
 nothing, so the tests check placement and bookkeeping, not map quality.
 """
-import gzip
-import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import threading
-import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -35,62 +23,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from chimerax.core.errors import UserError  # noqa: E402
-from tests.chimerax_session import cx_session, open_pdb, run  # noqa: E402,F401
+from tests.bundle_support import REPO, logged_scores, unzip_gz, volumes  # noqa: E402
+from tests.bundle_support import cx  # noqa: E402,F401  (a fixture)
+from tests.chimerax_session import open_pdb, run  # noqa: E402
+from tests.chimerax_session import cx_session  # noqa: E402,F401  (the fixture cx needs)
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
-ROW = re.compile(r"<tr><td>([^<]*)</td><td>([-+.\deE]+)</td><td>([-+.\deE]+)</td>")
-
-
-@pytest.fixture
-def cx(cx_session):
-    """The shared session with struc2map registered as the bundle would, and a log that keeps HTML and status."""
-    from chimerax.core.logger import HtmlLog
-
-    from chimerax.struc2map.cmd import register_command
-
-    class CaptureLog(HtmlLog):
-        excludes_other_logs = False
-
-        def __init__(self):
-            super().__init__()
-            self.html, self.status_lines = [], []
-
-        def log(self, level, msg, image_info, is_html):
-            self.html.append(msg)
-            return False
-
-        def status(self, msg, color, secondary):
-            self.status_lines.append(msg)
-            return False
-
-    register_command(cx_session.logger)
-    log = CaptureLog()
-    cx_session.logger.add_log(log)
-    cx_session.capture = log
-    yield cx_session
-    cx_session.logger.remove_log(log)
-
-
-def _unzip(src: Path, dest: Path) -> Path:
-    with gzip.open(src, "rb") as f_in, open(dest, "wb") as f_out:
-        shutil.copyfileobj(f_in, f_out)
-    return dest
-
-
-def _logged_scores(html: str) -> dict:
-    return {label: (float(c), float(cm)) for label, c, cm in ROW.findall(html)}
-
-
-def _volumes(session):
-    from chimerax.map import Volume
-
-    return [m for m in session.models.list() if isinstance(m, Volume)]
 
 
 def test_real_pair_volume_grid_position_and_logged_correlations(cx, data, tiny_weights, tmp_path):
     structure = open_pdb(cx, data("haemoglobin_emd3488/5me2.pdb"))[0]
-    run(cx, f"open {_unzip(data('haemoglobin_emd3488/emd_3488.mrc.gz'), tmp_path / 'emd_3488.mrc')}")
+    run(cx, f"open {unzip_gz(data('haemoglobin_emd3488/emd_3488.mrc.gz'), tmp_path / 'emd_3488.mrc')}")
     (volume,) = run(cx, f"struc2map #1 resolution 3.5 compare #2 weights {tiny_weights.path}")
     (html,) = [h for h in cx.capture.html if "struc2map map" in h]
 
@@ -103,7 +46,7 @@ def test_real_pair_volume_grid_position_and_logged_correlations(cx, data, tiny_w
     assert np.allclose(volume.data.origin, simulated.data.origin)
 
     print(re.sub(r"<tr>", "\n<tr>", html))  # the logged table, for the record
-    scores = _logged_scores(html)
+    scores = logged_scores(html)
     expected = {"emd_3488.mrc #2": run(cx, "measure correlation #2 inMap #3")}
     reference = run(cx, "molmap #1 3.5 onGrid #3")
     expected["molmap 3.5 Å"] = run(cx, f"measure correlation #{reference.id_string} inMap #3")
@@ -155,10 +98,10 @@ def test_weights_trained_on_masked_targets_give_a_masked_map(cx, data, tmp_path)
 
 def test_on_grid_and_grid_spacing_resample(cx, data, tiny_weights, tmp_path):
     open_pdb(cx, data("t20s_fragment_emd5623/test_model.pdb"))
-    run(cx, f"open {_unzip(data('t20s_fragment_emd5623/test_map.ccp4.gz'), tmp_path / 'test_map.ccp4')}")
+    run(cx, f"open {unzip_gz(data('t20s_fragment_emd5623/test_map.ccp4.gz'), tmp_path / 'test_map.ccp4')}")
     from chimerax.geometry import translation
 
-    target = _volumes(cx)[0]
+    target = volumes(cx)[0]
     target.position = translation((1.5, 0, -2))  # a map moved from its file placement
     w = tiny_weights.path
     (on_grid,) = run(cx, f"struc2map #1 resolution 4 onGrid #2 weights {w}")
@@ -175,7 +118,7 @@ def test_on_grid_and_grid_spacing_resample(cx, data, tiny_weights, tmp_path):
     (coarse,) = run(cx, f"struc2map #1 resolution 4 gridSpacing 2 weights {w}")
     assert coarse.data.step == (2.0, 2.0, 2.0) and np.allclose(coarse.data.origin, plain.data.origin)
     assert coarse.data.size == tuple(n // 2 for n in plain.data.size)  # ChimeraX's region_grid rule
-    assert len(_volumes(cx)) == 4  # the intermediate 1 Å maps were not left open
+    assert len(volumes(cx)) == 4  # the intermediate 1 Å maps were not left open
     with pytest.raises(UserError, match="not both"):
         run(cx, f"struc2map #1 resolution 4 gridSpacing 2 onGrid #2 weights {w}")
 
@@ -211,7 +154,7 @@ def test_stop_ends_the_run_without_a_map(cx, data, tiny_weights):
         volumes = run(cx, f"struc2map #1 resolution 4 tileSize 32 batchSize 1 weights {tiny_weights.path}")
     finally:
         cx.logger.remove_log(stopper)
-    assert volumes == [] and _volumes(cx) == []
+    assert volumes == [] and volumes(cx) == []
     assert any("stopped on request after 0 of 1" in m for _, m in cx.test_log.messages[-3:])
     # the next run starts afresh
     assert len(run(cx, f"struc2map #1 resolution 4 weights {tiny_weights.path}")) == 1
@@ -245,7 +188,7 @@ def test_bad_arguments_are_user_errors(cx, data, tiny_weights, tmp_path, args, m
     weights = "" if "weights" in args else f" weights {tiny_weights.path}"
     with pytest.raises(UserError, match=re.escape(message)):
         run(cx, f"struc2map #1 {args}{weights}")
-    assert _volumes(cx) == []
+    assert volumes(cx) == []
 
 
 def test_no_atoms_but_hydrogens(cx, tiny_weights, tmp_path):
@@ -340,295 +283,6 @@ def test_submodel_under_a_moved_parent_is_placed_in_the_scene(cx, data, tmp_path
     reference = run(cx, f"molmap #{structure.id_string} 3 onGrid #{volume.id_string}")
     expected = run(cx, f"measure correlation #{reference.id_string} inMap #{volume.id_string}")
     (html,) = [h for h in cx.capture.html if "struc2map map" in h]
-    assert _logged_scores(html)["molmap 3 Å"] == pytest.approx(expected, rel=1e-3)
+    assert logged_scores(html)["molmap 3 Å"] == pytest.approx(expected, rel=1e-3)
     envelope = reference.full_matrix() >= reference.minimum_surface_level  # same grid as the generated map
     assert np.count_nonzero(volume.full_matrix()[envelope]) == np.count_nonzero(envelope)  # molmap lies in the mask
-
-
-# --- Background runs, as in the GUI -------------------------------------------------------------------------
-
-@pytest.fixture
-def gui(cx):
-    """The session for runs as in the GUI: the commands say ``wait false`` (the GUI's default; the wheel
-    has no GUI) and the tests fire 'new frame' as the GUI's redraw loop does (``_frames``)."""
-    return cx
-
-
-def _frames(session, background, until=None, timeout: float = 300) -> int:
-    """Fire 'new frame' about 60 times a second, as ChimeraX's redraw loop does, until the run has ended
-    (or ``until()``); returns how many frames the main thread drew meanwhile."""
-    deadline, frames = time.monotonic() + timeout, 0
-    while not background.ended and not (until is not None and until()):
-        assert time.monotonic() < deadline, "the background run did not end"
-        session.triggers.activate_trigger("new frame", None)
-        frames += 1
-        time.sleep(1 / 60)
-    return frames
-
-
-def _record(session, trigger: str) -> tuple[list, object]:
-    from chimerax.struc2map.cmd import struc2map_triggers
-
-    seen = []
-    handler = struc2map_triggers(session).add_handler(
-        trigger, lambda _name, data: seen.append((data, threading.current_thread() is threading.main_thread())))
-    return seen, handler
-
-
-def test_gui_run_returns_at_once_and_opens_the_map_on_the_main_thread(gui, data, tiny_weights):
-    from chimerax.struc2map.background import Run
-    from chimerax.struc2map.cmd import PROGRESS_TRIGGER, RESULT_TRIGGER, RUN_TRIGGER
-
-    open_pdb(gui, data("t20s_fragment_emd5623/test_model.pdb"))  # 18 tiles, one per batch
-    progress, h1 = _record(gui, PROGRESS_TRIGGER)
-    results, h2 = _record(gui, RESULT_TRIGGER)
-    states, h3 = _record(gui, RUN_TRIGGER)
-    try:
-        started = time.monotonic()
-        background = run(gui, f"struc2map #1 resolution 3.5 batchSize 1 weights {tiny_weights.path} wait false")
-        returned = time.monotonic() - started
-        assert isinstance(background, Run) and background.in_background and not background.ended
-        assert _volumes(gui) == [] and states == [(True, True)]
-        frames = _frames(gui, background)
-    finally:
-        for h in (h1, h2, h3):
-            h.remove()
-    (volume,) = _volumes(gui)
-    assert returned < 1.0 and frames > 20  # the main thread drew frames while the generator ran
-    assert len(progress) > 10 and all(main for _, main in progress)  # reported on the main thread
-    assert progress[-1][0][0] == progress[-1][0][1]
-    assert [(data["volume"], main) for data, main in results] == [(volume, True)]
-    assert states == [(True, True), (False, True)]
-    assert sum("struc2map map" in h for h in gui.capture.html) == 1
-    # the same map as a blocking run ('wait true': the command returns the maps)
-    (blocking,) = run(gui, f"struc2map #1 resolution 3.5 batchSize 1 weights {tiny_weights.path} wait true")
-    assert np.allclose(blocking.full_matrix(), volume.full_matrix(), atol=1e-6)
-
-
-def _start_and_wait_for_tiles(session, command: str):
-    from chimerax.struc2map.cmd import PROGRESS_TRIGGER
-
-    progress, handler = _record(session, PROGRESS_TRIGGER)
-    background = run(session, command)
-    _frames(session, background, until=lambda: len(progress) >= 2)
-    handler.remove()
-    assert not background.ended, "the run ended before it could be interrupted"
-    return background
-
-
-def test_typed_stop_during_a_gui_run(gui, data, tiny_weights):
-    open_pdb(gui, data("haemoglobin_emd3488/5me2.pdb"))
-    background = _start_and_wait_for_tiles(gui, f"struc2map #1 resolution 3.5 batchSize 1 weights {tiny_weights.path} "
-                                                   "wait false")
-    run(gui, "struc2map stop")  # typed while the run goes on: the command line is free
-    _frames(gui, background)
-    assert _volumes(gui) == [] and background.stop_reason == "on request"
-    line = [m for _, m in gui.test_log.messages if "struc2map stopped on request after" in m][-1]
-    assert re.fullmatch(r"struc2map stopped on request after 0 of 1 maps; 5me2.pdb: \d+ of \d+ tiles done, "
-                        r"no map opened for it.\n?", line), line
-    run(gui, "struc2map stop")  # nothing to stop: says so
-    assert gui.test_log.messages[-1][1].startswith("No struc2map run is going")
-
-
-def test_one_run_at_a_time_and_a_closed_structure_ends_the_run(gui, data, tiny_weights):
-    path = data("haemoglobin_emd3488/5me2.pdb")
-    open_pdb(gui, path), open_pdb(gui, path)
-    background = _start_and_wait_for_tiles(gui, f"struc2map #1,2 resolution 3.5 batchSize 1 "
-                                                f"weights {tiny_weights.path} wait false")
-    with pytest.raises(UserError, match="already going"):
-        run(gui, f"struc2map #2 resolution 3.5 weights {tiny_weights.path}")
-    assert not background.stopping  # the refused command did not touch the running one
-    gui.models.close([gui.models.list()[0]])  # the structure being worked on
-    _frames(gui, background)
-    assert _volumes(gui) == []
-    assert any(re.match(r"struc2map stopped because 5me2.pdb was closed after 0 of 2 maps", m)
-               for _, m in gui.test_log.messages)
-    assert not any(level >= gui.test_log.LEVEL_ERROR for level, _ in gui.test_log.messages[-5:])
-    # the session is free again
-    again = run(gui, f"struc2map #2 resolution 3.5 weights {tiny_weights.path} wait false")
-    run(gui, "struc2map stop")
-    _frames(gui, again)
-    assert again.stop_reason == "on request"
-
-
-def test_closing_the_session_mid_run_is_safe(gui, data, tiny_weights):
-    open_pdb(gui, data("haemoglobin_emd3488/5me2.pdb"))
-    background = _start_and_wait_for_tiles(gui, f"struc2map #1 resolution 3.5 batchSize 1 "
-                                                f"weights {tiny_weights.path} wait false")
-    gui.reset()  # what 'close session' does
-    _frames(gui, background)
-    assert gui.models.list() == [] and background.wait(5)
-    assert any("struc2map stopped because 5me2.pdb was closed" in m for _, m in gui.test_log.messages)
-
-
-def test_gui_run_errors_go_to_the_log(gui, data, tmp_path):
-    open_pdb(gui, data("t20s_fragment_emd5623/test_model.pdb"))
-    background = run(gui, f"struc2map #1 resolution 3.5 weights {tmp_path / 'absent.pt'} wait false")
-    _frames(gui, background)  # no caller to raise to: the error (met on the worker) is logged
-    assert _volumes(gui) == []
-    assert any(level >= gui.test_log.LEVEL_ERROR and "does not exist" in m for level, m in gui.test_log.messages)
-
-
-def test_gui_run_with_a_bad_option_fails_before_it_starts(gui, data, tiny_weights):
-    from chimerax.struc2map.background import current_run
-
-    open_pdb(gui, data("t20s_fragment_emd5623/test_model.pdb"))
-    for options, message in (("device quantum", "Unknown compute device 'quantum'"),
-                             ("tileSize 32 margin 16", "leave a core of at least one voxel")):
-        with pytest.raises(UserError, match=re.escape(message)):
-            run(gui, f"struc2map #1 resolution 3.5 {options} weights {tiny_weights.path} wait false")
-        assert current_run(gui) is None and _volumes(gui) == []
-
-
-# --- fit #N: fitmap of the generated map and of molmap into an experimental map ------------------------------
-
-def test_fit_logs_fitmap_side_by_side_and_moves_the_structure(cx, data, tiny_weights, tmp_path):
-    from chimerax.geometry import rotation, translation
-    from chimerax.map_fit import map_overlap_and_correlation
-
-    pair = data("haemoglobin_emd3488")
-    structure = open_pdb(cx, pair / "5me2.pdb")[0]
-    (target,) = run(cx, f"open {_unzip(pair / 'emd_3488.mrc.gz', tmp_path / 'emd_3488.mrc')}")
-    centre = structure.atoms.scene_coords.mean(axis=0)
-    deposited = structure.atoms.scene_coords
-    structure.position = translation((1.5, -1.0, 1.0)) * rotation((1, 2, 0), 4, center=centre)  # off its pose
-    off, start = structure.atoms.scene_coords, structure.scene_position
-    results, handler = _record(cx, "struc2map result")
-    try:
-        (volume,) = run(cx, f"struc2map #1 resolution 3.2 fit #2 moveStructure true weights {tiny_weights.path}")
-    finally:
-        handler.remove()
-    ((data, _),) = results
-    generated_fit, molmap_fit = data["fits"]
-    (html,) = [h for h in cx.capture.html if "fitmap into" in h]
-    assert "struc2map #3" in html and "molmap 3.2 Å" in html and "metric cam" in html
-
-    # the structure moved with the generated map, by the motion logged
-    assert np.allclose(structure.atoms.scene_coords, generated_fit.motion * off, atol=1e-4)
-    assert np.allclose(volume.scene_position.matrix, (generated_fit.motion * start).matrix, atol=1e-5)
-    # after = ChimeraX's own correlation of the fitted map in the target; fitmap does not make it worse
-    assert generated_fit.after == pytest.approx(map_overlap_and_correlation(volume, target, True)[1:], abs=1e-6)
-    assert generated_fit.after[1] >= generated_fit.before[1] - 1e-6
-
-    # molmap at 3.2 Å, fitted by fitmap from the same start, finds the deposited pose again
-    moved_back = molmap_fit.motion * off
-    rmsd = float(np.sqrt(((moved_back - deposited) ** 2).sum(axis=1).mean()))
-    assert rmsd < 0.5, rmsd
-    assert molmap_fit.after[1] > molmap_fit.before[1] + 0.1
-    angle = np.degrees(np.arccos(np.clip((np.trace(molmap_fit.motion.matrix[:, :3]) - 1) / 2, -1, 1)))
-    assert molmap_fit.rotation == pytest.approx(angle, abs=1e-3) and 2 < molmap_fit.rotation < 6
-    assert molmap_fit.shift == pytest.approx(np.linalg.norm(molmap_fit.motion * off.mean(axis=0)
-                                                            - off.mean(axis=0)), abs=1e-3)
-
-
-def test_fit_and_move_structure_arguments(cx, data, tiny_weights):
-    open_pdb(cx, data("t20s_fragment_emd5623/test_model.pdb"))
-    with pytest.raises(UserError, match="give a map to fit into"):
-        run(cx, f"struc2map #1 resolution 4 moveStructure true weights {tiny_weights.path}")
-
-
-# --- The wheel, installed as `toolshed install` does, in a fresh process -----------------------------------
-
-_INSTALLED_SESSION = r"""
-import json, pkgutil, sys
-import chimerax
-# As the application does for the per-user site folder that 'toolshed install' fills.
-chimerax.__path__ = pkgutil.extend_path(chimerax.__path__, "chimerax")
-from tests.chimerax_session import chimerax_session, open_pdb, run
-from chimerax.core.commands.cli import _command_info, command_function, command_url
-
-session = chimerax_session()  # the toolshed reads installed bundles' metadata here
-bundle = session.toolshed.find_bundle("ChimeraX-Struc2map", session.logger)
-out = {"found": bundle is not None}
-out["version"] = bundle.version
-out["commands"] = sorted(c.name for c in bundle.commands)
-out["tools"] = [[t.name, list(t.categories)] for t in bundle.tools]
-out["loaded_before_use"] = "chimerax.struc2map.cmd" in sys.modules
-word = _command_info.commands.subcommands["struc2map"]  # the registry's entry for the first word
-out["deferred_before_use"] = [word.is_deferred(), word.subcommands["stop"].is_deferred()]
-open_pdb(session, sys.argv[1])
-volumes = run(session, "struc2map #1 resolution 4")  # no weights keyword: the weights shipped in the wheel
-import chimerax.struc2map as pkg
-from chimerax.struc2map.weights_io import default_weights_path
-out["function"] = command_function("struc2map").__module__
-out["package_file"] = pkg.__file__
-out["weights"] = str(default_weights_path())
-out["help_url"] = command_url("struc2map")
-out["tool_help"] = bundle.get_path("docs/user/tools/struc2mapgan.html")
-out["volumes"] = [[v.name, list(v.data.step)] for v in volumes]
-print("RESULT " + json.dumps(out))
-"""
-
-
-def _run(args, **kw) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", **kw)
-    assert done.returncode == 0, f"{args[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-def _builder_setuptools() -> Path:
-    """The folder with the setuptools ChimeraX's bundle builder runs with, set apart by .ci/run.
-
-    The builder of the ChimeraX 1.7/1.8 code checks for ``ChimeraX_Struc2map-*.whl``, which
-    setuptools >= 69 names ``chimerax_struc2map-*.whl`` (so it reports a failed build), while
-    the test environment's torch needs setuptools >= 77: the old one is put on the path of
-    the builder's process only.
-    """
-    folder = Path(sys.prefix) / "bundle-builder"
-    if not (folder / "setuptools").is_dir():
-        pytest.skip(f"ChimeraX's bundle builder needs setuptools < 69 in {folder} (made by .ci/run)")
-    return folder
-
-
-def test_built_wheel_is_discovered_and_registers_struc2map_lazily(tiny_weights, data, tmp_path):
-    bundle = tmp_path / "bundle"  # the builder writes build/, dist/ and copies into src/: work on a copy
-    shutil.copytree(REPO / "src", bundle / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "docs", bundle / "docs")
-    shutil.copytree(REPO / "weights", bundle / "weights", ignore=shutil.ignore_patterns("*.pt", "*.json"))
-    shutil.copy(REPO / "bundle_info.xml", bundle)
-    for suffix in (".pt", ".json"):  # ship the tiny generator as the bundle's weights
-        shutil.copy(tiny_weights.path.with_suffix(suffix), bundle / "weights" / f"struc2map_generator{suffix}")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
-
-    stale = bundle / "build" / "lib" / "chimerax" / "struc2map" / "stale_module.py"  # left by an older build
-    stale.parent.mkdir(parents=True)
-    stale.write_text("raise ImportError('from an old build')\n")
-    # the documented build command: 'devel clean .' then 'devel build .'
-    build = ("import logging; from chimerax.bundle_builder import BundleBuilder; "
-             "BundleBuilder(logging.getLogger('bundle'), '.').make_clean(); "
-             "BundleBuilder(logging.getLogger('bundle'), '.').make_wheel()")
-    _run([sys.executable, "-c", build], cwd=bundle,
-         env={**env, "PYTHONPATH": os.pathsep.join([str(_builder_setuptools()), env.get("PYTHONPATH", "")])})
-    (wheel,) = (bundle / "dist").glob("*.whl")
-    assert wheel.name == "ChimeraX_Struc2map-0.1.0-py3-none-any.whl"
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "chimerax/struc2map/cmd.py" in names and not any("stale_module" in n for n in names)
-    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert re.search(r"Requires-Dist: ChimeraX-Core\b.*>=1\.8", metadata), metadata[:2000]
-
-    site = tmp_path / "site"
-    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-         env=env)
-    package = site / "chimerax" / "struc2map"
-    for part in ("docs/user/commands/struc2map.html", "docs/user/tools/struc2mapgan.html",
-                 "weights/struc2map_generator.pt", "weights/struc2map_generator.json", "cmd.py", "tool.py"):
-        assert (package / part).is_file(), part
-
-    done = _run([sys.executable, "-c", _INSTALLED_SESSION, str(data("t20s_fragment_emd5623/test_model.pdb"))],
-                cwd=REPO, env={**env, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])})
-    out = json.loads(done.stdout.split("RESULT ", 1)[1])
-    assert out["found"] and out["version"] == "0.1.0"
-    assert out["commands"] == ["struc2map", "struc2map stop"]
-    assert out["tools"] == [["Struc2mapGAN", ["Volume Data"]]]
-    assert not out["loaded_before_use"] and out["deferred_before_use"] == [True, True]
-    assert out["function"] == "chimerax.struc2map.cmd"
-    assert Path(out["package_file"]).is_relative_to(site) and Path(out["weights"]).is_relative_to(site)
-    assert out["help_url"] == "help:user/commands/struc2map.html"
-    assert out["tool_help"] and Path(out["tool_help"]).is_relative_to(site)
-    assert out["volumes"] == [["test_model.pdb struc2map 4", [1.0, 1.0, 1.0]]]
-
-
-def test_bundle_version_matches_package():
-    from chimerax.struc2map import __version__
-
-    assert f'version="{__version__}"' in (REPO / "bundle_info.xml").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ import pytest
 
 from chimerax.core.errors import UserError
 from tests.chimerax_session import cx_session, run  # noqa: F401
-from tests.test_bundle import cx  # noqa: F401
+from tests.bundle_support import cx  # noqa: F401
 
 from chimerax.struc2map.plddt import LOW_CONFIDENCE_WEIGHT
 

@@ -7,7 +7,7 @@ import pytest
 
 from chimerax.core.errors import UserError
 from tests.chimerax_session import cx_session, open_pdb, run, volume_from_mapdata  # noqa: F401
-from tests.test_bundle import cx  # noqa: F401
+from tests.bundle_support import cx  # noqa: F401
 
 from chimerax.struc2map.map_data import MapData
 
