@@ -12,8 +12,9 @@ The result opens as a volume placed with its structure (``scene_position``),
 contoured to enclose the volume molmap's envelope encloses at the requested
 resolution. An HTML table in the log gives the correlations ChimeraX's
 ``measure correlation`` reports against that molmap and, with ``compare``,
-against an experimental map; with ``fit``, fit.py fits both maps into an
-experimental map with ``fitmap`` and logs them side by side.
+against an experimental map (map_volume.py builds, contours and scores the
+volume); with ``fit``, fit.py fits both maps into an experimental map with
+``fitmap`` and logs them side by side.
 
 The atoms' B-factors are read as plddt.py says (``bfactors`` auto, b, plddt or
 ignore): a predicted model's pLDDT is recognised from what ChimeraX kept of its
@@ -34,12 +35,12 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from html import escape
 
 import numpy as np
 from chimerax.core.errors import UserError
 
 from .background import Run, current_run
+from .map_volume import correlations, matching_level, placed_volume, reference_molmap, summary_table
 
 PROGRESS_TRIGGER = "struc2map progress"
 """Fired on the main thread as tiles are done, with ``(done, total)``."""
@@ -210,17 +211,16 @@ def register_command(logger) -> None:
 def _check_maps(structures, maps: dict) -> None:
     """Refuse, before any work, a map given to compare, onGrid or fit that has NaN or infinite values, is
     constant or lies nowhere near a structure (scores over it would be noise or rows of 0)."""
+    from .errors import InputError
+    from .metrics import check_scorable
+
     for keyword, volume in maps.items():
         if volume is None:
             continue
-        values = volume.full_matrix()
-        bad = int(np.count_nonzero(~np.isfinite(values)))
-        if bad:
-            raise UserError(f"Map {volume.name_with_id()} ({keyword}) has {bad} voxels that are NaN or infinite; "
-                            "scores over it would mean nothing.")
-        if values.min() == values.max():
-            raise UserError(f"Map {volume.name_with_id()} ({keyword}) is constant ({values.flat[0]:g} everywhere): "
-                            "no correlation with it means anything.")
+        try:
+            check_scorable(volume.full_matrix(), f"map {volume.name_with_id()} ({keyword})")
+        except InputError as err:
+            raise UserError(str(err)) from None
         ijk = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float) * (
             np.array(volume.data.size, float) - 1)
         corners = volume.scene_position.transform_points(volume.data.ijk_to_xyz(ijk))
@@ -454,14 +454,14 @@ def _open_map(request: _Request, job: _Job, generated, report):
         raise UserError(f"Model #{'.'.join(map(str, request.model_id))} was opened during the run; the map was "
                         "not opened.")
     name = request.name or f"{structure.name} struc2map {resolution:g}"
-    volume = _volume(session, generated, structure, request.on_grid, request.grid_spacing, name)
-    reference = _reference_molmap(session, job.atoms, resolution, volume)
+    volume = placed_volume(session, generated, structure, request.on_grid, request.grid_spacing, name)
+    reference = reference_molmap(session, job.atoms, resolution, volume)
     try:
-        volume.set_parameters(surface_levels=[_matching_level(volume, reference)])
+        volume.set_parameters(surface_levels=[matching_level(volume, reference)])
         if request.model_id is not None:
             volume.id = request.model_id  # as volume_from_grid_data(model_id=...) does
         session.models.add([volume])
-        scores = _correlations(structure, job.atoms, resolution, volume, reference, request.compare)
+        scores = correlations(structure, job.atoms, resolution, volume, reference, request.compare)
         fits = []
         if request.fit is not None:
             from .fit import fit_table, fit_volumes
@@ -472,7 +472,7 @@ def _open_map(request: _Request, job: _Job, generated, report):
         reference.delete()
     now = time.perf_counter()
     seconds, request.last = now - request.last, now
-    session.logger.info(_table(structure, job.atoms, volume, report, scores, seconds), is_html=True)
+    session.logger.info(summary_table(structure, job.atoms, volume, report, scores, seconds), is_html=True)
     if fits:
         session.logger.info(fit_table(volume, request.fit, resolution, fits), is_html=True)
     session.logger.status(f"struc2map {structure.name}: map #{volume.id_string} in {seconds:.1f} s")
@@ -480,88 +480,3 @@ def _open_map(request: _Request, job: _Job, generated, report):
         RESULT_TRIGGER, {"volume": volume, "structure": structure, "seconds": seconds, "fits": fits,
                          "correlations": {label: values for label, _, values in scores}})
     return volume
-
-
-def _volume(session, generated, structure, on_grid, grid_spacing, name: str):
-    """The generated map as a (not yet opened) Volume placed like the structure in the scene, resampled if
-    asked to (onto another map's grid, placed like that map)."""
-    from chimerax.map import volume_from_grid_data
-    from chimerax.map_data import ArrayGridData
-
-    grid = ArrayGridData(np.ascontiguousarray(generated.array, dtype=np.float32), origin=tuple(generated.origin),
-                         step=tuple(generated.voxel_size), name=name)
-    volume = volume_from_grid_data(grid, session, style="surface", open_model=False, show_dialog=False)
-    volume.position = structure.scene_position  # opened at the top level, where position is the scene position
-    if on_grid is None and grid_spacing is None:
-        return volume
-    target = on_grid or volume
-    resampled = _resampled(session, volume, target, None if grid_spacing is None else (grid_spacing,) * 3)
-    volume.delete()
-    resampled.name = name
-    return resampled
-
-
-def _resampled(session, volume, target, spacing):
-    """``volume resample #volume onGrid #target [spacing s]`` with public Volume methods: a zero grid like the
-    target's whole grid (at ``spacing`` if given), placed like the target in the scene, plus ``volume``'s
-    values interpolated at its points."""
-    from chimerax.map import volume_from_grid_data
-
-    region = target.subregion(step=1, subregion="all")
-    grid = target.region_grid(region, value_type=np.float32, new_spacing=spacing, clamp=False)
-    resampled = volume_from_grid_data(grid, session, style="surface", open_model=False, show_dialog=False)
-    resampled.position = target.scene_position
-    resampled.add_interpolated_values(volume)
-    return resampled
-
-
-def _reference_molmap(session, atoms, resolution: float, volume):
-    """ChimeraX's molmap at the requested resolution on the volume's grid (its envelope: 95% of the mass)."""
-    from chimerax.map.molmap import molmap
-
-    return molmap(session, atoms, resolution, on_grid=volume, open_model=False, replace=False)
-
-
-def _matching_level(volume, reference) -> float:
-    """The contour level at which the map encloses as many voxels as the molmap's envelope."""
-    inside = max(1, int(np.count_nonzero(reference.full_matrix() >= reference.minimum_surface_level)))
-    values = volume.full_matrix().ravel()
-    return float(np.partition(values, values.size - inside)[values.size - inside])
-
-
-def _correlations(structure, atoms, resolution: float, volume, reference, compare) -> list:
-    """(label, equivalent ChimeraX commands, (correlation, about mean)) for molmap and the comparison map,
-    computed as ``measure correlation #reference inMap #volume`` does (reference's envelope)."""
-    from chimerax.map_fit import map_overlap_and_correlation
-
-    spec = f"#{structure.id_string}" + ("&~H" if len(atoms) < structure.num_atoms else "")
-    vid = f"#{volume.id_string}"
-    _, c, cm = map_overlap_and_correlation(reference, volume, True)
-    scores = [(f"molmap {resolution:g} Å", f"molmap {spec} {resolution:g} onGrid {vid}; "
-               f"measure correlation (that map) inMap {vid}", (c, cm))]
-    if compare is not None:
-        _, c, cm = map_overlap_and_correlation(compare, volume, True)
-        scores.append((compare.name_with_id(), f"measure correlation #{compare.id_string} inMap {vid}", (c, cm)))
-    return scores
-
-
-def _table(structure, atoms, volume, report, scores, seconds: float) -> str:
-    """The log's HTML summary of one map."""
-    nx, ny, nz = volume.data.size
-    steps = {f"{s:g}" for s in volume.data.step}
-    step = steps.pop() if len(steps) == 1 else ", ".join(f"{s:g}" for s in volume.data.step)
-    asked = "" if report.resolution == report.effective_resolution else f" (asked for {report.resolution:g} Å)"
-    rows = [
-        ("Structure", f"{structure} ({len(atoms)} atoms, hydrogens left out)"),
-        ("Grid", f"{nx}×{ny}×{nz} voxels of {step} Å, contour {volume.minimum_surface_level:.4g}"),
-        ("Resolution", f"{report.effective_resolution:g} Å{asked}"),
-        ("Tiles", f"{report.tiles_run} run, {report.tiles_skipped} skipped of {report.tiles_total} on {report.device}"),
-        ("Time", f"{seconds:.1f} s ({report.seconds:.1f} s in the generator and filter)"),
-        ("Weights", f"sha256 {report.weights}"),
-    ] + [("Note", note) for note in report.notes]
-    head = "".join(f"<tr><th align=left>{escape(k)}</th><td colspan=3>{escape(v)}</td></tr>" for k, v in rows)
-    body = "".join(f"<tr><td>{escape(label)}</td><td>{c:.4g}</td><td>{cm:.4g}</td><td>{escape(command)}</td></tr>"
-                   for label, command, (c, cm) in scores)
-    return (f"<table border=1 cellpadding=4 cellspacing=0><caption>struc2map map {escape(volume.name_with_id())}"
-            f"</caption>{head}<tr><th>Compared with</th><th>Correlation</th><th>Correlation about mean</th>"
-            f"<th>Same as</th></tr>{body}</table>")

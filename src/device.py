@@ -76,8 +76,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def checked_precision(precision: str, device: torch.device) -> str:
     """:func:`resolve_precision`, with a warning when the choice is emulated and very slow on ``device``."""
     resolved = resolve_precision(precision, device)
-    # One 16-channel 3×3×3 convolution of a 32³ tile, 1 thread, this project's 2-core AVX512-BF16 CPU:
-    # fp32 0.35 s, bf16 0.016 s, fp16 6.4 s (the issue measured ~400× on the whole generator).
     if resolved == "fp16" and device.type == "cpu":
         warnings.warn("fp16 on a CPU has no fast kernels: it runs tens to hundreds of times slower than fp32 or "
                       "bf16. Use precision auto (bf16 where the CPU has it) or fp32.", stacklevel=2)

@@ -12,9 +12,7 @@ import stat
 from pathlib import Path
 
 from .errors import InputError
-
-_SPECIAL = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-            (stat.S_ISBLK, "a device"))
+from .files import special_file_kind
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -38,9 +36,9 @@ def readable_file(path: str | os.PathLike, what: str) -> Path:
         raise InputError(f"Cannot read the {what} {shown(path)}: {e.strerror or e}.") from None
     if stat.S_ISDIR(info.st_mode):
         raise InputError(f"The {what} {shown(path)} is a folder, not a file.")
-    for test, kind in _SPECIAL:
-        if test(info.st_mode):
-            raise InputError(f"The {what} {shown(path)} is {kind}, not a regular file.")
+    kind = special_file_kind(info.st_mode)
+    if kind:
+        raise InputError(f"The {what} {shown(path)} is {kind}, not a regular file.")
     if info.st_size == 0:
         raise InputError(f"The {what} {shown(path)} is empty (0 bytes).")
     try:

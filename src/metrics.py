@@ -282,12 +282,8 @@ def compare_maps(map_: MapData, reference: MapData, level: float | None = None, 
     if resampled is not None and resampled.array.shape != reference.array.shape:
         raise InputError(f"The resampled map has shape {resampled.array.shape}, not the reference's "
                          f"{reference.array.shape}.")
-    for mapdata, role in ((map_, "map"), (reference, "reference")):
-        _check_finite(mapdata, role)
-    low, high = float(np.min(map_.array)), float(np.max(map_.array))
-    if low == high:  # its scores would be rounding noise or 0/0 (a constant reference: _check_overlap)
-        raise InputError(f"{_named(map_, 'map').capitalize()} is constant ({low:g} everywhere): no correlation "
-                         "with it means anything.")
+    check_finite(reference.array, _named(reference, "reference"))
+    check_scorable(map_.array, _named(map_, "map"))  # a constant reference: _check_overlap
     if level is None:
         level = default_contour_level(reference)
     _check_overlap(map_, reference, level)
@@ -305,12 +301,23 @@ def _named(mapdata: MapData, role: str) -> str:
     return f"the {role} {source}" if source else f"the {role}"
 
 
-def _check_finite(mapdata: MapData, role: str) -> None:
-    """Refuse NaN or infinite voxels: every score over them would be NaN or silently skip them."""
-    bad = sum(int(np.count_nonzero(~np.isfinite(slab))) for slab in _slabs(np.asarray(mapdata.array)))
+def check_finite(values: np.ndarray, name: str) -> None:
+    """Refuse NaN or infinite voxels (an InputError that names the map ``name``): every score over them would be
+    NaN or silently skip them."""
+    bad = sum(int(np.count_nonzero(~np.isfinite(slab))) for slab in _slabs(np.asarray(values)))
     if bad:
-        raise InputError(f"{_named(mapdata, role).capitalize()} has {bad} voxels that are NaN or infinite; "
+        raise InputError(f"{name[:1].upper()}{name[1:]} has {bad} voxels that are NaN or infinite; "
                          "scores over it would mean nothing. Fix or mask the map first.")
+
+
+def check_scorable(values: np.ndarray, name: str) -> None:
+    """Refuse a map no score over means anything: NaN or infinite voxels, or one value everywhere (its scores
+    would be rounding noise or 0/0). The one home of these checks: compare_maps and the ChimeraX command."""
+    check_finite(values, name)
+    low, high = float(np.min(values)), float(np.max(values))
+    if low == high:
+        raise InputError(f"{name[:1].upper()}{name[1:]} is constant ({low:g} everywhere): no correlation "
+                         "with it means anything.")
 
 
 def _check_overlap(map_: MapData, reference: MapData, level: float) -> None:

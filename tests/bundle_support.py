@@ -57,28 +57,27 @@ def logged_scores(html: str) -> dict:
     return {label: (float(c), float(cm)) for label, c, cm in ROW.findall(html)}
 
 
-def volumes(session):
+def open_volumes(session):
     """The session's open volumes."""
     from chimerax.map import Volume
 
     return [m for m in session.models.list() if isinstance(m, Volume)]
 
 
-
-
 def frames(session, background, until=None, timeout: float = 300) -> int:
     """Fire 'new frame' about 60 times a second, as ChimeraX's redraw loop does, until the run has ended
     (or ``until()``); returns how many frames the main thread drew meanwhile."""
-    deadline, frames = time.monotonic() + timeout, 0
+    deadline, drawn = time.monotonic() + timeout, 0
     while not background.ended and not (until is not None and until()):
         assert time.monotonic() < deadline, "the background run did not end"
         session.triggers.activate_trigger("new frame", None)
-        frames += 1
+        drawn += 1
         time.sleep(1 / 60)
-    return frames
+    return drawn
 
 
 def record_trigger(session, trigger: str) -> tuple[list, object]:
+    """What a struc2map trigger fires, each with whether it fired on the main thread; and the handler."""
     from chimerax.struc2map.cmd import struc2map_triggers
 
     seen = []

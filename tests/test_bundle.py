@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from chimerax.core.errors import UserError  # noqa: E402
-from tests.bundle_support import REPO, logged_scores, unzip_gz, volumes  # noqa: E402
+from tests.bundle_support import REPO, logged_scores, unzip_gz, open_volumes  # noqa: E402
 from tests.bundle_support import cx  # noqa: E402,F401  (a fixture)
 from tests.chimerax_session import open_pdb, run  # noqa: E402
 from tests.chimerax_session import cx_session  # noqa: E402,F401  (the fixture cx needs)
@@ -101,7 +101,7 @@ def test_on_grid_and_grid_spacing_resample(cx, data, tiny_weights, tmp_path):
     run(cx, f"open {unzip_gz(data('t20s_fragment_emd5623/test_map.ccp4.gz'), tmp_path / 'test_map.ccp4')}")
     from chimerax.geometry import translation
 
-    target = volumes(cx)[0]
+    target = open_volumes(cx)[0]
     target.position = translation((1.5, 0, -2))  # a map moved from its file placement
     w = tiny_weights.path
     (on_grid,) = run(cx, f"struc2map #1 resolution 4 onGrid #2 weights {w}")
@@ -118,7 +118,7 @@ def test_on_grid_and_grid_spacing_resample(cx, data, tiny_weights, tmp_path):
     (coarse,) = run(cx, f"struc2map #1 resolution 4 gridSpacing 2 weights {w}")
     assert coarse.data.step == (2.0, 2.0, 2.0) and np.allclose(coarse.data.origin, plain.data.origin)
     assert coarse.data.size == tuple(n // 2 for n in plain.data.size)  # ChimeraX's region_grid rule
-    assert len(volumes(cx)) == 4  # the intermediate 1 Å maps were not left open
+    assert len(open_volumes(cx)) == 4  # the intermediate 1 Å maps were not left open
     with pytest.raises(UserError, match="not both"):
         run(cx, f"struc2map #1 resolution 4 gridSpacing 2 onGrid #2 weights {w}")
 
@@ -154,7 +154,7 @@ def test_stop_ends_the_run_without_a_map(cx, data, tiny_weights):
         volumes = run(cx, f"struc2map #1 resolution 4 tileSize 32 batchSize 1 weights {tiny_weights.path}")
     finally:
         cx.logger.remove_log(stopper)
-    assert volumes == [] and volumes(cx) == []
+    assert volumes == [] and open_volumes(cx) == []
     assert any("stopped on request after 0 of 1" in m for _, m in cx.test_log.messages[-3:])
     # the next run starts afresh
     assert len(run(cx, f"struc2map #1 resolution 4 weights {tiny_weights.path}")) == 1
@@ -188,7 +188,7 @@ def test_bad_arguments_are_user_errors(cx, data, tiny_weights, tmp_path, args, m
     weights = "" if "weights" in args else f" weights {tiny_weights.path}"
     with pytest.raises(UserError, match=re.escape(message)):
         run(cx, f"struc2map #1 {args}{weights}")
-    assert volumes(cx) == []
+    assert open_volumes(cx) == []
 
 
 def test_no_atoms_but_hydrogens(cx, tiny_weights, tmp_path):

@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from chimerax.core.errors import UserError  # noqa: E402
-from tests.bundle_support import frames, record_trigger, volumes  # noqa: E402
+from tests.bundle_support import frames, record_trigger, open_volumes  # noqa: E402
 from tests.bundle_support import cx  # noqa: E402,F401  (a fixture)
 from tests.chimerax_session import open_pdb, run  # noqa: E402
 from tests.chimerax_session import cx_session  # noqa: E402,F401  (the fixture cx needs)
@@ -42,12 +42,12 @@ def test_gui_run_returns_at_once_and_opens_the_map_on_the_main_thread(gui, data,
         background = run(gui, f"struc2map #1 resolution 3.5 batchSize 1 weights {tiny_weights.path} wait false")
         returned = time.monotonic() - started
         assert isinstance(background, Run) and background.in_background and not background.ended
-        assert volumes(gui) == [] and states == [(True, True)]
+        assert open_volumes(gui) == [] and states == [(True, True)]
         drawn = frames(gui, background)
     finally:
         for h in (h1, h2, h3):
             h.remove()
-    (volume,) = volumes(gui)
+    (volume,) = open_volumes(gui)
     assert returned < 1.0 and drawn > 20  # the main thread drew frames while the generator ran
     assert len(progress) > 10 and all(main for _, main in progress)  # reported on the main thread
     assert progress[-1][0][0] == progress[-1][0][1]
@@ -76,7 +76,7 @@ def test_typed_stop_during_a_gui_run(gui, data, tiny_weights):
                                                    "wait false")
     run(gui, "struc2map stop")  # typed while the run goes on: the command line is free
     frames(gui, background)
-    assert volumes(gui) == [] and background.stop_reason == "on request"
+    assert open_volumes(gui) == [] and background.stop_reason == "on request"
     line = [m for _, m in gui.test_log.messages if "struc2map stopped on request after" in m][-1]
     assert re.fullmatch(r"struc2map stopped on request after 0 of 1 maps; 5me2.pdb: \d+ of \d+ tiles done, "
                         r"no map opened for it.\n?", line), line
@@ -94,7 +94,7 @@ def test_one_run_at_a_time_and_a_closed_structure_ends_the_run(gui, data, tiny_w
     assert not background.stopping  # the refused command did not touch the running one
     gui.models.close([gui.models.list()[0]])  # the structure being worked on
     frames(gui, background)
-    assert volumes(gui) == []
+    assert open_volumes(gui) == []
     assert any(re.match(r"struc2map stopped because 5me2.pdb was closed after 0 of 2 maps", m)
                for _, m in gui.test_log.messages)
     assert not any(level >= gui.test_log.LEVEL_ERROR for level, _ in gui.test_log.messages[-5:])
@@ -119,7 +119,7 @@ def test_gui_run_errors_go_to_the_log(gui, data, tmp_path):
     open_pdb(gui, data("t20s_fragment_emd5623/test_model.pdb"))
     background = run(gui, f"struc2map #1 resolution 3.5 weights {tmp_path / 'absent.pt'} wait false")
     frames(gui, background)  # no caller to raise to: the error (met on the worker) is logged
-    assert volumes(gui) == []
+    assert open_volumes(gui) == []
     assert any(level >= gui.test_log.LEVEL_ERROR and "does not exist" in m for level, m in gui.test_log.messages)
 
 
@@ -131,4 +131,4 @@ def test_gui_run_with_a_bad_option_fails_before_it_starts(gui, data, tiny_weight
                              ("tileSize 32 margin 16", "leave a core of at least one voxel")):
         with pytest.raises(UserError, match=re.escape(message)):
             run(gui, f"struc2map #1 resolution 3.5 {options} weights {tiny_weights.path} wait false")
-        assert current_run(gui) is None and volumes(gui) == []
+        assert current_run(gui) is None and open_volumes(gui) == []

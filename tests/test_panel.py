@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from tests.chimerax_session import cx_session, open_pdb, run  # noqa: E402,F401
 from tests.panel_standins import install_gui_standins, qt_application  # noqa: E402
-from tests.bundle_support import frames, unzip_gz, volumes  # noqa: E402
+from tests.bundle_support import frames, unzip_gz, open_volumes  # noqa: E402
 
 torch.set_num_threads(1)
 QtWidgets = pytest.importorskip("PyQt6.QtWidgets")
@@ -110,12 +110,12 @@ def test_menus_follow_models_opened_and_closed(panel, t20s):
     open_pdb(t20s, t20s.models.list()[0].filename)
     assert _items(tool.structure_menu) == ["#1 test_model.pdb", "#3 test_model.pdb"]
     assert tool.compare_menu.currentData() == "#2"  # the choice survives a refresh
-    t20s.models.close(volumes(t20s))
+    t20s.models.close(open_volumes(t20s))
     assert _items(tool.compare_menu) == ["none"] and tool.command_text() == "struc2map #1 resolution 3.5"
     t20s.models.close(t20s.models.list())
     assert tool.command_text() is None
     tool.run_button.click()  # nothing to run: says so on the status line, runs nothing
-    assert volumes(t20s) == []
+    assert open_volumes(t20s) == []
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_run_click_makes_a_map_and_shows_its_correlations(panel, t20s, shipped_t
     tool = panel()
     tool.compare_menu.setCurrentIndex(1)
     tool.run_button.click()
-    (volume,) = [v for v in volumes(t20s) if v.id == (3,)]
+    (volume,) = [v for v in open_volumes(t20s) if v.id == (3,)]
     text = tool.result.text()
     assert text.startswith("#3 test_model.pdb struc2map 3.5")
     assert "vs molmap 3.5 Å: correlation" in text and "vs test_map.ccp4 #2: correlation" in text
@@ -155,7 +155,7 @@ def test_stop_click_during_a_blocking_run(panel, cx_session, data, shipped_tiny)
         tool.run_button.click()
     finally:
         handler.remove()
-    assert clicks == [True] and volumes(cx_session) == []
+    assert clicks == [True] and open_volumes(cx_session) == []
     assert tool.result.text() == "No map made yet." and tool.run_button.isEnabled()
     assert not tool.stop_button.isEnabled()
 
@@ -177,7 +177,7 @@ def test_buttons_and_stop_follow_a_typed_background_run(panel, cx_session, data,
     assert tool.stop_button.isEnabled() and not tool.run_button.isEnabled()
     tool.stop_button.click()
     frames(cx_session, background)
-    assert background.stop_reason == "on request" and volumes(cx_session) == []
+    assert background.stop_reason == "on request" and open_volumes(cx_session) == []
     assert tool.run_button.isEnabled() and not tool.stop_button.isEnabled()
     # a panel opened while a run goes on shows it as running
     background = _start_typed_run(cx_session, tool, f"struc2map #1 resolution 3.5 batchSize 1 "
@@ -201,7 +201,7 @@ def test_closing_the_panel_mid_run_is_safe(panel, cx_session, data, shipped_tiny
     frames(cx_session, background, until=lambda: tool.progress.maximum() > 0)
     _close_panel(tool)
     frames(cx_session, background)  # the run goes on and opens its map; nothing touches the closed panel
-    assert len(volumes(cx_session)) == 1
+    assert len(open_volumes(cx_session)) == 1
     errors = [m for level, m in cx_session.test_log.messages[-10:] if level >= cx_session.test_log.LEVEL_ERROR]
     assert errors == []
 
@@ -209,7 +209,7 @@ def test_closing_the_panel_mid_run_is_safe(panel, cx_session, data, shipped_tiny
     tool = panel()
     cx_session.triggers.add_handler(PROGRESS_TRIGGER, lambda *_: _close_panel(tool) or "delete handler")
     tool.run_button.click()
-    assert len(volumes(cx_session)) == 2
+    assert len(open_volumes(cx_session)) == 2
 
 
 def test_screenshot_script(panel, cx_session, tmp_path, tiny_weights):

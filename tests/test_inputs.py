@@ -146,7 +146,7 @@ def _cases(tmp_path, fragment):
     blank.write_text("\n\n# nothing here\n")
     no_xyz = tmp_path / "no_xyz.cif"
     no_xyz.write_text(CIF_HEAD + "ATOM 1 C CA GLY A 1\nATOM 2 N N GLY A 1\n")
-    return [(folder, "is a folder, not a file"), (fifo, "is a named pipe, not a regular file"),
+    return [(folder, "is a folder, not a file"), (fifo, "is a FIFO (named pipe), not a regular file"),
             (loop, "is a symbolic link that points to itself in a loop"), (empty, "is empty (0 bytes)"),
             (blank, "it holds no mmCIF data block"),
             (no_xyz, "no_xyz.cif lists 2 atoms but gives no coordinates for them"),
@@ -175,7 +175,7 @@ def test_bad_files_on_the_command_line_exit_2(fragment, tiny_weights, tmp_path, 
     fifo = tmp_path / "pipe.mrc"
     os.mkfifo(fifo)
     assert run("compare", fifo, "--reference", fragment[1]) == 2  # and does not hang on the pipe
-    assert "is a named pipe" in one_error_line(capsys)
+    assert "is a FIFO (named pipe)" in one_error_line(capsys)
 
 
 def test_a_file_name_that_is_not_utf8(fragment, tiny_weights, tmp_path, capsys):
