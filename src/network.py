@@ -28,6 +28,12 @@ MAX_WIDTH = 4096
 DEFAULT_WIDTHS = (32, 64, 128, 256)
 
 
+def widths_fit(widths: Sequence[int]) -> bool:
+    """Whether ``widths`` can make a generator: LEVELS layer widths, each from 1 to MAX_WIDTH. The one rule the
+    network, weights files, imported checkpoints and training settings are held to (each says why in its words)."""
+    return len(widths) == LEVELS and all(1 <= int(w) <= MAX_WIDTH for w in widths)
+
+
 class InstanceNorm3d(nn.InstanceNorm3d):
     """Instance norm that keeps a channels-last (NDHWC) bf16 or fp16 input channels-last.
 
@@ -119,8 +125,8 @@ class Generator(nn.Module):
                  condition_dim: int = 0):
         super().__init__()
         widths = tuple(int(w) for w in widths)
-        if len(widths) != LEVELS or min(widths) < 1:
-            raise ValueError(f"Generator needs {LEVELS} positive widths, got {widths}.")
+        if not widths_fit(widths):
+            raise ValueError(f"Generator needs {LEVELS} widths from 1 to {MAX_WIDTH}, got {widths}.")
         if in_channels < 1 or condition_dim < 0:
             raise ValueError(f"Generator needs at least one input channel and a condition size >= 0, "
                              f"got {in_channels} and {condition_dim}.")

@@ -22,7 +22,7 @@ import torch
 from .download import DownloadError, download, part_path
 from .errors import WeightsError
 from .files import file_sha256, is_plain_name
-from .network import LEVELS, MAX_WIDTH, Generator, rename_published_state_dict
+from .network import LEVELS, MAX_WIDTH, Generator, rename_published_state_dict, widths_fit
 from .weights_meta import RECIPES
 from .userdata import downloads_folder, weights_folder
 from .weights_io import fitted_generator, save_weights
@@ -104,7 +104,7 @@ def generator_from_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Gene
     except (KeyError, IndexError) as err:
         raise WeightsError(f"The generator in {path} has no encoder layer {err}: it is not a struc2mapGAN "
                            "U-Net++.") from err
-    if not all(1 <= w <= MAX_WIDTH for w in widths):
+    if not widths_fit(widths):
         raise WeightsError(f"The generator in {path} has layer widths {widths}; at most {MAX_WIDTH} channels are "
                            "supported.")
     return fitted_generator(state, widths, Path(path)).eval()

@@ -20,7 +20,7 @@ import torch
 from . import __version__
 from .errors import WeightsError
 from .files import atomic_path, check_output, file_sha256, output_folder
-from .network import LEVELS, MAX_WIDTH, Generator
+from .network import LEVELS, MAX_WIDTH, Generator, widths_fit
 from .weights_meta import (ARCHITECTURE, DEFAULT_INPUT, DEFAULT_OUTPUT, FORMAT, FORMAT_VERSION, GeneratorSpec,
                            default_weights_path, read_metadata, resolve_weights, weights_file_pair)
 
@@ -114,7 +114,7 @@ def load_weights(path: str | os.PathLike, *, map_location: str | torch.device = 
     if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
         raise WeightsError(f"The weights file {pt_path} does not hold a state dict of tensors.")
     spec = GeneratorSpec.from_metadata(meta, str(json_path))
-    if len(meta["widths"]) != LEVELS or max(meta["widths"]) > MAX_WIDTH:
+    if not widths_fit(meta["widths"]):
         raise WeightsError(f"{json_path}: the field 'widths' must be {LEVELS} layer widths of at most {MAX_WIDTH} "
                            f"channels, got {meta['widths']}.")
     generator = fitted_generator(state, meta["widths"], pt_path, in_channels=spec.in_channels,

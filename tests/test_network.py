@@ -130,7 +130,7 @@ def test_tile_size_rule():
         g(torch.zeros(1, 1, 16, 8, 16))
     with pytest.raises(ValueError, match="shape"):
         g(torch.zeros(1, 16, 16, 16))
-    with pytest.raises(ValueError, match="4 positive widths"):
+    with pytest.raises(ValueError, match="4 widths from 1 to 4096"):
         Generator((4, 8, 16))
 
 

@@ -77,10 +77,10 @@ class TrainConfig:
     def check(self) -> None:
         """An InputError naming the first setting that cannot train, before anything is built."""
         from ..device import check_precision_name  # torch modules: imported to train, never to parse flags
-        from ..network import LEVELS, MAX_WIDTH
+        from ..network import LEVELS, MAX_WIDTH, widths_fit
 
-        widths = tuple(self.widths) + tuple(self.disc_widths)
-        if len(self.widths) != LEVELS or not self.disc_widths or not all(1 <= w <= MAX_WIDTH for w in widths):
+        discriminator_fits = bool(self.disc_widths) and all(1 <= w <= MAX_WIDTH for w in self.disc_widths)
+        if not widths_fit(self.widths) or not discriminator_fits:
             raise InputError(f"--widths must be {LEVELS} layer widths and --disc-widths one or more, each from 1 to "
                              f"{MAX_WIDTH}, got {' '.join(map(str, self.widths))} and "
                              f"{' '.join(map(str, self.disc_widths))}.")
