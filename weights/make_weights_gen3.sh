@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # The third generator's training run (a candidate: not shipped until it beats the default on the held-out maps;
-# MODEL_CARD.md reports every run). Thirteen training pairs (the second generator's seven, measles EMD-2867 and
-# five of ../shared/data/more/), five held out, and five unpaired real maps as extra real samples for the
-# discriminator. It starts from the shipped second generator (weights/struc2map_generator.pt) and trains with the
-# paper's adversarial term from the first step, with the discriminator at a quarter of the paper's widths (half the
-# step cost here; the first 132 steps, MODEL_CARD.md, showed its loss leaving chance). Resumable: run it again with the same WORK_DIR to continue
-# (--max-minutes bounds one sitting; --epochs the whole run).
-# Cost measured on a 2-core AVX2 CPU without bf16 (2026-12-07, one step of 8 tiles, nothing else running):
-# 20.8 s with this discriminator (16/32/64/128), 10.4 s with one at quarter width, 7.1 s for SmoothL1 alone;
-# with other work beside it a step took 95 s. 600 steps at quarter width (with validation) are about 2.4 hours.
+# MODEL_CARD.md reports every run, what it cost and how it scored). Thirteen training pairs (the second
+# generator's seven, measles EMD-2867 and five of ../shared/data/more/), five held out, and five unpaired real
+# maps as extra real samples for the discriminator. It starts from the shipped second generator
+# (weights/struc2map_generator.pt) and trains with the paper's adversarial term from the first step, the
+# discriminator at a quarter of the paper's widths (for speed). Resumable: run it again with the same WORK_DIR to
+# continue (--max-minutes bounds one sitting; --epochs the whole run). The reported run: 132 steps in a first
+# sitting, to step 432 in a second; it scored worse than the default on the held-out maps.
 # Run from the repository root with the training extra installed (pip install -e .[training]).
 # Usage: bash weights/make_weights_gen3.sh [DATA_DIR] [WORK_DIR] [MINUTES]
 set -euo pipefail
