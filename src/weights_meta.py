@@ -65,13 +65,21 @@ class GeneratorSpec:
 
     in_channels: int = 1
     condition: str | None = None  # "resolution": the target resolution is an input
-    input_resolution: float = 2.0
-    grid_spacing: float = 1.0
     native_resolution: float = 2.0
     resolution_range: tuple[float, float] | None = None
     mask_radius: float | None = None
     envelope: str | None = None  # "soft": mask.envelope_radii / soft_envelope
     recipe: dict = field(default_factory=lambda: dict(DEFAULT_INPUT), hash=False)  # the complete input recipe
+
+    @property
+    def input_resolution(self) -> float:
+        """Å of the molmap (or other simulated map) the generator reads: the recipe's."""
+        return self.recipe["resolution"]
+
+    @property
+    def grid_spacing(self) -> float:
+        """Å between the voxels the generator reads and writes: the recipe's."""
+        return self.recipe["grid_spacing"]
 
     @property
     def condition_dim(self) -> int:
@@ -104,7 +112,8 @@ class GeneratorSpec:
                                f"got {condition!r}.")
         recipe = input_recipe(inp, where)
         input_resolution = number("input.resolution", recipe["resolution"], None, high=20.0)
-        spacing = number("input.grid_spacing", recipe["grid_spacing"], None, high=10.0)
+        recipe.update(resolution=input_resolution,
+                      grid_spacing=number("input.grid_spacing", recipe["grid_spacing"], None, high=10.0))
         native = number("output.resolution", out.get("resolution"), input_resolution, high=100.0)
         span = out.get("resolution_range")
         if span is not None:
@@ -119,8 +128,7 @@ class GeneratorSpec:
         envelope = out.get("envelope")
         if envelope not in (None, "soft"):
             raise WeightsError(f"{where}: the field 'output.envelope' must be \"soft\" or absent, got {envelope!r}.")
-        return cls(in_channels=in_channels, condition=condition, input_resolution=input_resolution,
-                   grid_spacing=spacing, native_resolution=native, resolution_range=span,
+        return cls(in_channels=in_channels, condition=condition, native_resolution=native, resolution_range=span,
                    mask_radius=number("output.mask_radius", out.get("mask_radius"), None, high=50.0),
                    envelope=envelope, recipe=recipe)
 
