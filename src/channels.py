@@ -38,6 +38,11 @@ def resolution_condition(resolution: float) -> np.ndarray:
     return np.array([(r - 4.0) / 2.0, 4.0 / r - 1.0], dtype=np.float32)
 
 
+def condition_resolution(condition):
+    """The resolution (Å) that ``resolution_condition`` encoded, from its first feature (array or tensor rows)."""
+    return 2.0 * condition[..., 0] + 4.0
+
+
 def bfactors_informative(b_factors: np.ndarray) -> tuple[bool, str]:
     """Whether a model's B-factors can describe local resolution, and why not when they cannot.
 

@@ -8,13 +8,14 @@ import torch
 
 from chimerax.struc2map import generate as gen
 from chimerax.struc2map.errors import WeightsError
-from chimerax.struc2map.channels import (bfactor_channel, bfactors_informative, input_channels, resolution_condition)
+from chimerax.struc2map.channels import (bfactor_channel, bfactors_informative, condition_resolution, input_channels,
+                                         resolution_condition)
 from chimerax.struc2map.mask import atom_distance, envelope_radii, soft_envelope
 from chimerax.struc2map.molmap import molmap, normalize_minmax
 from chimerax.struc2map.network import FixedCondition, Generator
 from chimerax.struc2map.structure import read_structure
 from chimerax.struc2map.tiling import TilingConfig, predict_tiled
-from chimerax.struc2map.training.losses import ssim_loss
+from chimerax.struc2map.training.losses import amplitude_falloff_loss, ssim_loss
 from chimerax.struc2map.training.warm_start import warm_start
 from chimerax.struc2map.weights_io import load_weights, save_weights
 
@@ -193,3 +194,58 @@ def test_ssim_loss_matches_scikit_image():
     reference = structural_similarity(a, b, win_size=7, data_range=1.0, use_sample_covariance=False)
     assert ours == pytest.approx(reference, abs=1e-4)
     assert ssim_loss(torch.from_numpy(a)[None, None], torch.from_numpy(a)[None, None]).item() == pytest.approx(0, abs=1e-5)
+
+
+def _textured_tile(seed: int = 0, n: int = 32) -> np.ndarray:
+    """A tile with power at every frequency: sharp random blobs, as atoms in a map."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    points = np.zeros((n, n, n))
+    points[tuple(rng.integers(0, n, (3, 300)))] = 1.0
+    return ndimage.gaussian_filter(points, 0.8).astype(np.float32)
+
+
+def test_resolution_condition_reads_back():
+    for r in (2.6, 3.4, 8.0):
+        assert float(condition_resolution(resolution_condition(r))) == pytest.approx(r)
+        assert float(condition_resolution(torch.from_numpy(resolution_condition(r))[None])[0]) == pytest.approx(r)
+
+
+def test_amplitude_falloff_loss_is_the_evaluated_fall_off_under_its_window():
+    """Per tile, the loss is realism.amplitude_falloff with the tile's Hann window as the mask: what
+    evaluate reports is what training aims at."""
+    from scipy import ndimage
+
+    from chimerax.struc2map.map_data import MapData
+    from chimerax.struc2map.realism import amplitude_falloff
+
+    sharp = _textured_tile()
+    blurred = ndimage.gaussian_filter(sharp, 1.5).astype(np.float32)
+    window = np.hanning(32)
+    mask = window[:, None, None] * window[None, :, None] * window[None, None, :]
+    grid = dict(origin=np.zeros(3), voxel_size=np.full(3, 1.0))
+    for resolution in (2.5, 3.4, 5.0):
+        reference = amplitude_falloff(MapData(blurred, **grid), MapData(sharp, **grid), mask, resolution)
+        ours = amplitude_falloff_loss(torch.from_numpy(blurred)[None, None], torch.from_numpy(sharp)[None, None],
+                                      torch.tensor([resolution]), 1.0).item()
+        assert ours == pytest.approx(reference, rel=1e-3) and ours > 0.05  # float32 and a 1e-6 floor
+
+
+def test_amplitude_falloff_loss_ignores_scale_and_coarse_tiles_and_its_gradient_sharpens():
+    from scipy import ndimage
+
+    sharp = torch.from_numpy(_textured_tile())[None, None]
+    assert amplitude_falloff_loss(3 * sharp, sharp, torch.tensor([3.0]), 1.0).item() == pytest.approx(0, abs=1e-5)
+    blurred = torch.from_numpy(ndimage.gaussian_filter(sharp[0, 0].numpy(), 1.5))[None, None]
+    # 8 Å leaves one shell between 12 Å and 8 Å on a 32 Å tile: nothing to compare
+    assert amplitude_falloff_loss(blurred, sharp, torch.tensor([8.0]), 1.0).item() == 0.0
+    pair = torch.cat([blurred, blurred]), torch.cat([sharp, sharp])
+    assert amplitude_falloff_loss(*pair, torch.tensor([8.0, 3.0]), 1.0).item() == pytest.approx(
+        amplitude_falloff_loss(blurred, sharp, torch.tensor([3.0]), 1.0).item())  # the coarse tile adds nothing
+    made = blurred.clone().requires_grad_(True)
+    before = amplitude_falloff_loss(made, sharp, torch.tensor([3.0]), 1.0)
+    before.backward()
+    with torch.no_grad():
+        stepped = made - 0.5 * made.grad / made.grad.abs().max() * made.abs().max()
+    assert amplitude_falloff_loss(stepped, sharp, torch.tensor([3.0]), 1.0).item() < before.item()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The third generator's training run (a candidate: not shipped until it beats the default on the held-out maps;
-# MODEL_CARD.md reports every run, what it cost and how it scored). Thirteen training pairs (the second
+# MODEL_CARD.md reports every run, what it cost and how it scored). Twelve training pairs (the second
 # generator's seven, measles EMD-2867 and five of ../shared/data/more/), five held out, and five unpaired real
 # maps as extra real samples for the discriminator. It starts from the shipped second generator
 # (weights/struc2map_generator.pt) and trains with the paper's adversarial term from the first step, the

@@ -55,6 +55,7 @@ class TrainConfig:
     adv_weight: float = 0.01
     real_fraction: float = 0.5  # share of the discriminator's real samples from unpaired maps, when the dataset has some
     ssim_weight: float = 0.0
+    falloff_weight: float = 0.0  # weight of the amplitude fall-off loss (losses.amplitude_falloff_loss)
     smooth_l1_beta: float = 1.0
     lr: float = 1e-4
     disc_lr: float = 1e-4
@@ -90,7 +91,8 @@ class TrainConfig:
         bounds = {"batch-size": (self.batch_size, 1, None), "steps-per-epoch": (self.steps_per_epoch, 1, None),
                   "val-tiles": (self.val_tiles, 1, None), "epochs": (self.epochs, 0, None),
                   "plateau-patience": (self.plateau_patience, 0, None), "adv-weight": (self.adv_weight, 0, None),
-                  "ssim-weight": (self.ssim_weight, 0, None), "smooth-l1-beta": (self.smooth_l1_beta, 0, None),
+                  "ssim-weight": (self.ssim_weight, 0, None), "falloff-weight": (self.falloff_weight, 0, None),
+                  "smooth-l1-beta": (self.smooth_l1_beta, 0, None),
                   "bfactor-dropout": (self.bfactor_dropout, 0, 1), "real-fraction": (self.real_fraction, 0, 1),
                   "empty-fraction": (self.empty_fraction, 0, 1), "degrade-p": (self.degrade_p, 0, 1)}
         for flag, (value, low, high) in bounds.items():

@@ -54,6 +54,7 @@ class TileSampler:
         dataset_dir = Path(dataset_dir)
         index = read_index(dataset_dir)
         self.tile_size = tile_size or index["config"]["tile_size"]
+        self.grid_spacing = float(index["config"]["grid_spacing"])  # Å per voxel, for losses in frequency
         names = list(index["pairs"]) if names is None else names
         missing = [n for n in names if n not in index["pairs"]]
         if missing:

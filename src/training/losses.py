@@ -25,3 +25,52 @@ def ssim_loss(prediction: torch.Tensor, target: torch.Tensor, data_range: float 
     cov = local_mean(prediction * target) - mx * my
     ssim = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return 1.0 - ssim.mean()
+
+
+FALLOFF_LOW_FREQUENCY = 1.0 / 12.0
+"""Å⁻¹: the lowest shell the amplitude loss compares, as the fall-off measure of ``realism.py``."""
+
+
+def _cosine_window(size: int, device: torch.device) -> torch.Tensor:
+    """A 3D Hann window, so that a tile's cut edges do not add power to every shell."""
+    w = torch.hann_window(size, periodic=False, device=device)
+    return w[:, None, None] * w[None, :, None] * w[None, None, :]
+
+
+def amplitude_falloff_loss(prediction: torch.Tensor, target: torch.Tensor, resolution: torch.Tensor,
+                           voxel_size: float) -> torch.Tensor:
+    """Mean |log10 shell-amplitude ratio| of prediction to target, scale removed, from 12 Å to each tile's
+    resolution: the fall-off measure of ``realism.amplitude_falloff``, per (N, 1, n, n, n) tile and
+    differentiable, so that training can aim at how a map's power falls with resolution (a regression loss
+    alone lets it fall too fast). ``resolution`` is each tile's target resolution in Å. Tiles with fewer
+    than two shells in the band add nothing; zero when none has two."""
+    n = prediction.shape[-1]
+    window = _cosine_window(n, prediction.device)
+    freqs = [torch.fft.fftfreq(n, voxel_size, device=prediction.device)] * 2 + \
+        [torch.fft.rfftfreq(n, voxel_size, device=prediction.device)]
+    fz, fy, fx = torch.meshgrid(*freqs, indexing="ij")
+    radius = torch.sqrt(fz ** 2 + fy ** 2 + fx ** 2).flatten()
+    step = 1.0 / (n * voxel_size)
+    shell = torch.floor((radius - FALLOFF_LOW_FREQUENCY) / step).long()
+    shells = int((0.5 / voxel_size - FALLOFF_LOW_FREQUENCY) // step)
+    inside = (shell >= 0) & (shell < shells)
+    members = torch.zeros(shells, radius.numel(), device=prediction.device)
+    members[shell[inside], torch.nonzero(inside).flatten()] = 1.0
+    members = members / members.sum(1, keepdim=True).clamp(min=1.0)
+
+    def shell_amplitudes(values: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.fft.rfftn(values.float()[:, 0] * window, dim=(-3, -2, -1)).abs().flatten(1)
+        return spectrum @ members.T
+
+    a, b = shell_amplitudes(prediction), shell_amplitudes(target)
+    upper = FALLOFF_LOW_FREQUENCY + step * torch.arange(1, shells + 1, device=prediction.device)
+    band = (upper[None, :] <= 1.0 / resolution.to(prediction.device)[:, None]).float()
+    counted = band.sum(1)
+    used = counted >= 2
+    if not used.any():
+        return prediction.sum() * 0.0
+    tiny = 1e-6 * b.amax(1, keepdim=True).clamp(min=1e-12)
+    log_ratio = torch.log10((a + tiny) / (b + tiny))
+    offset = (log_ratio * band).sum(1) / counted.clamp(min=1.0)
+    error = ((log_ratio - offset[:, None]).abs() * band).sum(1) / counted.clamp(min=1.0)
+    return error[used].mean()

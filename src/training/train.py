@@ -28,6 +28,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from ..channels import condition_resolution
 from ..device import autocast as _autocast, process_device, rank_from_env, started_by_torchrun
 from ..errors import InputError
 from ..files import atomic_path, output_folder, write_csv, write_text
@@ -36,7 +37,7 @@ from ..network import Discriminator, Generator
 from .augment import Degradation
 from .config import TrainConfig
 from .dataset import RealTileSampler, TileSampler
-from .losses import ssim_loss
+from .losses import amplitude_falloff_loss, ssim_loss
 from .warm_start import warm_start
 
 
@@ -106,6 +107,7 @@ class Trainer:
             raise InputError(f"Pairs both in training and validation: {', '.join(sorted(overlap))}.")
         val = TileSampler(dataset_dir, config.val_pairs) if config.val_pairs else self.train_data
         self.val_batches = val.fixed_batches(config.batch_size, config.val_tiles, seed=config.seed)
+        self.val_grid_spacing = val.grid_spacing
         self.degradation = Degradation(p=config.degrade_p) if config.degrade_p > 0 else None
         self.real_data = None
         if config.adv_weight > 0:
@@ -221,6 +223,11 @@ class Trainer:
             if cfg.ssim_weight > 0:
                 structural = ssim_loss(fake.float(), targets)
                 loss = loss + cfg.ssim_weight * structural
+            falloff = torch.zeros((), device=self.device)
+            if cfg.falloff_weight > 0:
+                falloff = amplitude_falloff_loss(fake.float(), targets, condition_resolution(condition),
+                                                 self.train_data.grid_spacing)
+                loss = loss + cfg.falloff_weight * falloff
             adv = torch.zeros((), device=self.device)
             if self.discriminator is not None:
                 logits = self.discriminator_ddp(fake)
@@ -233,7 +240,7 @@ class Trainer:
             with torch.no_grad():
                 for average, weight in zip(self.generator_average.parameters(), self.generator.parameters()):
                     average.lerp_(weight, 1.0 - cfg.ema_decay)
-        out = {"rec": rec.item(), "ssim": structural.item(), "adv": adv.item(), "disc": 0.0}
+        out = {"rec": rec.item(), "ssim": structural.item(), "falloff": falloff.item(), "adv": adv.item(), "disc": 0.0}
         if self.discriminator is not None:
             real = targets if unpaired is None else torch.cat([targets[len(unpaired):], unpaired.to(self.device)])
             with _autocast(self.device, cfg.precision):
@@ -249,19 +256,23 @@ class Trainer:
         return out
 
     @torch.no_grad()
-    def validate(self, model: torch.nn.Module | None = None) -> float:
-        """Mean SmoothL1 of the generator (or ``model``) over the fixed validation tiles."""
+    def validate(self, model: torch.nn.Module | None = None) -> tuple[float, float]:
+        """Mean SmoothL1 and mean amplitude fall-off loss of the generator (or ``model``) over the fixed
+        validation tiles (the fall-off per batch, weighted by its tiles)."""
         model = model or self.generator
         model.eval()
-        total, n = 0.0, 0
+        total, n, falloff, tiles = 0.0, 0, 0.0, 0
         for inputs, condition, targets in self.val_batches:
             with _autocast(self.device, self.config.precision):
                 pred = model(inputs[:, :self.config.in_channels].to(self.device), self._condition(condition)).float()
-            total += F.smooth_l1_loss(pred, targets.to(self.device), beta=self.config.smooth_l1_beta,
-                                      reduction="sum").item()
+            targets = targets.to(self.device)
+            total += F.smooth_l1_loss(pred, targets, beta=self.config.smooth_l1_beta, reduction="sum").item()
             n += targets.numel()
+            falloff += len(targets) * amplitude_falloff_loss(pred, targets, condition_resolution(condition),
+                                                             self.val_grid_spacing).item()
+            tiles += len(targets)
         self.generator.train()
-        return total / max(n, 1)
+        return total / max(n, 1), falloff / max(tiles, 1)
 
     # -- the loop -----------------------------------------------------------
     def _request_stop(self, signum: int, _frame) -> None:
@@ -279,7 +290,7 @@ class Trainer:
             self.generator.train()
             while self.epoch < cfg.epochs and self.stopped_by is None:
                 rng = np.random.default_rng([cfg.seed, self.rank, self.epoch])
-                sums = {"rec": 0.0, "ssim": 0.0, "adv": 0.0, "disc": 0.0}
+                sums = {"rec": 0.0, "ssim": 0.0, "falloff": 0.0, "adv": 0.0, "disc": 0.0}
                 t0 = time.time()
                 done = 0
                 for _ in range(cfg.steps_per_epoch):
@@ -296,16 +307,17 @@ class Trainer:
                         break
                 if done < cfg.steps_per_epoch:  # a stopped epoch: its means are over the steps it ran
                     sums = {k: v * cfg.steps_per_epoch / max(done, 1) for k, v in sums.items()}
-                val = self.validate()
+                val, val_falloff = self.validate()
                 self.generator_schedule.step(val)
                 if self.discriminator_schedule is not None:
                     self.discriminator_schedule.step(val)
                 self.epoch += 1
                 self.seconds = seconds_before + time.time() - started
                 row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_ssim": sums["ssim"],
-                       "train_adv": sums["adv"],
+                       "train_falloff": sums["falloff"], "train_adv": sums["adv"],
                        "train_disc": sums["disc"], "val_rec": val,
-                       "val_ema": None if self.generator_average is None else self.validate(self.generator_average),
+                       "val_falloff": val_falloff,
+                       "val_ema": None if self.generator_average is None else self.validate(self.generator_average)[0],
                        "lr": self.generator_optimiser.param_groups[0]["lr"], "seconds": round(self.seconds, 1)}
                 self.history.append(row)
                 if self.rank == 0:
