@@ -1,4 +1,5 @@
 """Training subpackage end to end on a small real pair: prepare -> train -> export -> evaluate, plus DDP."""
+import csv
 import json
 import os
 import signal
@@ -191,9 +192,12 @@ def test_prepare_is_idempotent_and_reports_bad_pairs(dataset, data, tmp_path):
 def test_train_resume_export_evaluate(dataset, data, tmp_path, capsys):
     out, _ = dataset
     run_dir = tmp_path / "run"
-    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
+    assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "2", "--falloff-weight", "0.01",
+                     *TINY]) == 0
     history = (run_dir / "history.csv").read_text(encoding="utf-8").splitlines()
     assert len(history) == 3 and (run_dir / "losses.png").stat().st_size > 1000
+    rows = list(csv.DictReader(history))
+    assert sum(float(r["train_falloff"]) for r in rows) > 0 and all(float(r["val_falloff"]) >= 0 for r in rows)
     # resumed with a moving average of the weights, which the first part did not keep
     assert cli.main(["train", str(out), "--run-dir", str(run_dir), "--epochs", "3", "--ema-decay", "0.9", *TINY]) == 0
     assert "resumed from epoch 2" in capsys.readouterr().out
