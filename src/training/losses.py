@@ -41,9 +41,10 @@ def amplitude_falloff_loss(prediction: torch.Tensor, target: torch.Tensor, resol
                            voxel_size: float) -> torch.Tensor:
     """Mean |log10 shell-amplitude ratio| of prediction to target, scale removed, from 12 Å to each tile's
     resolution: the fall-off measure of ``realism.amplitude_falloff``, per (N, 1, n, n, n) tile and
-    differentiable, so that training can aim at how a map's power falls with resolution (a regression loss
-    alone lets it fall too fast). ``resolution`` is each tile's target resolution in Å. Tiles with fewer
-    than two shells in the band add nothing; zero when none has two."""
+    differentiable, so that training can aim at how a map's power falls with resolution, which a regression
+    loss does not. ``resolution`` is each tile's target resolution in Å. Tiles with fewer than two shells in
+    the band add nothing; zero when none has two. Per tile it misses whole-map scales and sharpening
+    (weights/MODEL_CARD.md, "SmoothL1 with a fall-off term")."""
     n = prediction.shape[-1]
     window = _cosine_window(n, prediction.device)
     freqs = [torch.fft.fftfreq(n, voxel_size, device=prediction.device)] * 2 + \
