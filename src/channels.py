@@ -38,8 +38,9 @@ def resolution_condition(resolution: float) -> np.ndarray:
     return np.array([(r - 4.0) / 2.0, 4.0 / r - 1.0], dtype=np.float32)
 
 
-def condition_resolution(condition):
-    """The resolution (Å) that ``resolution_condition`` encoded, from its first feature (array or tensor rows)."""
+def condition_resolution(condition: np.ndarray) -> np.ndarray:
+    """The resolution (Å) that ``resolution_condition`` encoded, from its first feature (rows of an array, or of
+    a tensor: the arithmetic is the same)."""
     return 2.0 * condition[..., 0] + 4.0
 
 

@@ -1,8 +1,12 @@
 """Loss terms beyond the paper's SmoothL1 and BCE."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+from ..realism import LOW_FREQUENCY
 
 SSIM_WINDOW = 7
 """Voxels per side of SSIM's uniform window, as scikit-image's default that the paper's metric uses."""
@@ -27,14 +31,25 @@ def ssim_loss(prediction: torch.Tensor, target: torch.Tensor, data_range: float 
     return 1.0 - ssim.mean()
 
 
-FALLOFF_LOW_FREQUENCY = 1.0 / 12.0
-"""Å⁻¹: the lowest shell the amplitude loss compares, as the fall-off measure of ``realism.py``."""
-
-
-def _cosine_window(size: int, device: torch.device) -> torch.Tensor:
-    """A 3D Hann window, so that a tile's cut edges do not add power to every shell."""
-    w = torch.hann_window(size, periodic=False, device=device)
-    return w[:, None, None] * w[None, :, None] * w[None, None, :]
+@functools.lru_cache(maxsize=8)
+def _shell_geometry(n: int, voxel_size: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For an n³ tile: a 3D Hann window (so that the tile's cut edges do not add power to every shell), the
+    (shells, rfft voxels) matrix that averages amplitudes into shells of width 1/(n·voxel_size) from
+    ``realism.LOW_FREQUENCY`` up, and each shell's upper edge (Å⁻¹). Built once per tile shape, not per step."""
+    w = torch.hann_window(n, periodic=False, device=device)
+    window = w[:, None, None] * w[None, :, None] * w[None, None, :]
+    freqs = [torch.fft.fftfreq(n, voxel_size, device=device)] * 2 + [torch.fft.rfftfreq(n, voxel_size, device=device)]
+    fz, fy, fx = torch.meshgrid(*freqs, indexing="ij")
+    radius = torch.sqrt(fz ** 2 + fy ** 2 + fx ** 2).flatten()
+    step = 1.0 / (n * voxel_size)
+    shell = torch.floor((radius - LOW_FREQUENCY) / step).long()
+    shells = int((0.5 / voxel_size - LOW_FREQUENCY) // step)
+    inside = (shell >= 0) & (shell < shells)
+    members = torch.zeros(shells, radius.numel(), device=device)
+    members[shell[inside], torch.nonzero(inside).flatten()] = 1.0
+    members = members / members.sum(1, keepdim=True).clamp(min=1.0)
+    upper = LOW_FREQUENCY + step * torch.arange(1, shells + 1, device=device)
+    return window, members, upper
 
 
 def amplitude_falloff_loss(prediction: torch.Tensor, target: torch.Tensor, resolution: torch.Tensor,
@@ -45,26 +60,13 @@ def amplitude_falloff_loss(prediction: torch.Tensor, target: torch.Tensor, resol
     loss does not. ``resolution`` is each tile's target resolution in Å. Tiles with fewer than two shells in
     the band add nothing; zero when none has two. Per tile it misses whole-map scales and sharpening
     (weights/MODEL_CARD.md, "SmoothL1 with a fall-off term")."""
-    n = prediction.shape[-1]
-    window = _cosine_window(n, prediction.device)
-    freqs = [torch.fft.fftfreq(n, voxel_size, device=prediction.device)] * 2 + \
-        [torch.fft.rfftfreq(n, voxel_size, device=prediction.device)]
-    fz, fy, fx = torch.meshgrid(*freqs, indexing="ij")
-    radius = torch.sqrt(fz ** 2 + fy ** 2 + fx ** 2).flatten()
-    step = 1.0 / (n * voxel_size)
-    shell = torch.floor((radius - FALLOFF_LOW_FREQUENCY) / step).long()
-    shells = int((0.5 / voxel_size - FALLOFF_LOW_FREQUENCY) // step)
-    inside = (shell >= 0) & (shell < shells)
-    members = torch.zeros(shells, radius.numel(), device=prediction.device)
-    members[shell[inside], torch.nonzero(inside).flatten()] = 1.0
-    members = members / members.sum(1, keepdim=True).clamp(min=1.0)
+    window, members, upper = _shell_geometry(prediction.shape[-1], float(voxel_size), prediction.device)
 
     def shell_amplitudes(values: torch.Tensor) -> torch.Tensor:
         spectrum = torch.fft.rfftn(values.float()[:, 0] * window, dim=(-3, -2, -1)).abs().flatten(1)
         return spectrum @ members.T
 
     a, b = shell_amplitudes(prediction), shell_amplitudes(target)
-    upper = FALLOFF_LOW_FREQUENCY + step * torch.arange(1, shells + 1, device=prediction.device)
     band = (upper[None, :] <= 1.0 / resolution.to(prediction.device)[:, None]).float()
     counted = band.sum(1)
     used = counted >= 2

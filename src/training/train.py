@@ -107,7 +107,6 @@ class Trainer:
             raise InputError(f"Pairs both in training and validation: {', '.join(sorted(overlap))}.")
         val = TileSampler(dataset_dir, config.val_pairs) if config.val_pairs else self.train_data
         self.val_batches = val.fixed_batches(config.batch_size, config.val_tiles, seed=config.seed)
-        self.val_grid_spacing = val.grid_spacing
         self.degradation = Degradation(p=config.degrade_p) if config.degrade_p > 0 else None
         self.real_data = None
         if config.adv_weight > 0:
@@ -269,7 +268,7 @@ class Trainer:
             total += F.smooth_l1_loss(pred, targets, beta=self.config.smooth_l1_beta, reduction="sum").item()
             n += targets.numel()
             falloff += len(targets) * amplitude_falloff_loss(pred, targets, condition_resolution(condition),
-                                                             self.val_grid_spacing).item()
+                                                             self.train_data.grid_spacing).item()
             tiles += len(targets)
         self.generator.train()
         return total / max(n, 1), falloff / max(tiles, 1)
