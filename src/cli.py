@@ -221,14 +221,16 @@ def _weights_list(args: argparse.Namespace) -> int:
     for w in found:
         meta = w.metadata
         try:
-            native = GeneratorSpec.from_metadata(meta, str(w.path.with_suffix(".json"))).native_resolution
+            spec = GeneratorSpec.from_metadata(meta, str(w.path.with_suffix(".json")))
         except WeightsError as e:  # one bad file is named, and hides none of the others
             print(f"{w.name}: cannot be used: {e}\n  {w.path}")
             continue
+        resolution = (f"resolution {spec.resolution_range[0]:g}–{spec.resolution_range[1]:g} Å as asked"
+                      if spec.resolution_range else f"native resolution {spec.native_resolution:g} Å")
         print(f"{w.name}{' (shipped)' if w.shipped else ''}: {w.description}\n  {w.path}\n"
               f"  widths {'/'.join(map(str, meta['widths']))}; "
-              f"input {meta.get('input', {}).get('simulator', 'molmap')}; "
-              f"native resolution {native:g} Å; sha256 {meta['sha256'][:12]}")
+              f"input {meta.get('input', {}).get('simulator', 'molmap')}{' + B-factors' if spec.in_channels == 2 else ''}; "
+              f"{resolution}; sha256 {meta['sha256'][:12]}")
     return 0
 
 

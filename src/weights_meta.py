@@ -201,8 +201,10 @@ class InstalledWeights:
             return str(self.metadata["description"])
         training = self.metadata.get("training")
         pairs = training.get("pairs") if isinstance(training, dict) else None
-        return f"trained by Struc2map on {len(pairs)} map/model pairs" if isinstance(pairs, list) and pairs \
-            else "no description"
+        if not isinstance(pairs, list) or not pairs:
+            return "no description"
+        start = (training.get("train") or {}).get("init_weights")
+        return f"trained by Struc2map on {len(pairs)} map/model pairs" + (f", from {Path(start).name}" if start else "")
 
 
 def shipped_weights_folders() -> list[Path]:
