@@ -14,7 +14,7 @@ import numpy as np
 
 from inference import DATA
 
-HELD_OUT = ["haemoglobin_emd3488", "gsec_emd3240", "kinesin_emd6187"]  # the default weights' (MODEL_CARD.md)
+HELD_OUT = ["haemoglobin_emd3488", "gsec_emd3240", "kinesin_emd6187"]  # held out by v2 and the third generator
 OFFSETS = [(0, 0, 0), (5, 0, 0), (0, 7, 0), (0, 0, 11), (10, 10, 10), (3, 13, 7), (15, 5, 2), (8, 16, 12)]
 
 

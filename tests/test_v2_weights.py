@@ -1,4 +1,4 @@
-"""The default generator, weights/struc2map_generator.pt (the second generator), end to end on held-out pairs.
+"""The second generator, weights/v2.pt (``--weights v2``; the default before the third), end to end on held-out pairs.
 
 Haemoglobin (5ME2 in EMD-3488, 3.2 Å; held out of training) through the README's command.
 Measured with these weights on a 2-core CPU (bf16, default tiling): correlation about mean
@@ -13,18 +13,19 @@ from pathlib import Path
 
 from chimerax.struc2map import cli
 from chimerax.struc2map.mapio import read_map
-from chimerax.struc2map.weights_io import default_weights_path, load_weights
+from chimerax.struc2map.weights_io import load_weights
+from chimerax.struc2map.weights_meta import resolve_weights
 
 REPO = Path(__file__).resolve().parents[1]
-WEIGHTS = REPO / "weights" / "struc2map_generator.pt"
+WEIGHTS = REPO / "weights" / "v2.pt"
 SHA256 = "0975fd86de419cd18d1730e27b3d312509e07d5305817c920e0cdc8b03020b8d"
 FLOOR_ABOUT_MEAN = 0.37
 # Pairs from repositories DATA_POLICY.md reserves for independent testing: never trained or evaluated on.
 RESERVED_SOURCES = {"apoferritin_emd20026", "t20s_4.8A"}
 
 
-def test_default_weights_are_the_conditioned_ones_measured():
-    assert default_weights_path().resolve() == WEIGHTS.resolve()
+def test_v2_weights_are_the_conditioned_ones_measured():
+    assert resolve_weights("v2").resolve() == WEIGHTS.resolve()
     assert hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() == SHA256
     weights = load_weights(WEIGHTS)
     assert weights.spec.condition == "resolution" and weights.spec.in_channels == 2
@@ -37,11 +38,11 @@ def test_default_weights_are_the_conditioned_ones_measured():
     assert train["adv_weight"] == 0 and train["init_weights"] is None  # described as non-adversarial, from scratch
 
 
-def test_default_generator_resembles_the_experimental_map(data, tmp_path, capsys):
+def test_v2_generator_resembles_the_experimental_map(data, tmp_path, capsys):
     model, experimental = data("haemoglobin_emd3488/5me2.pdb"), data("haemoglobin_emd3488/emd_3488.mrc.gz")
     out, summary = tmp_path / "5me2.mrc", tmp_path / "5me2.json"
     assert cli.main(["generate", str(model), "--resolution", "3.2", "--output", str(out), "--compare",
-                     str(experimental), "--device", "cpu", "--json", str(summary)]) == 0
+                     str(experimental), "--weights", "v2", "--device", "cpu", "--json", str(summary)]) == 0
     print(capsys.readouterr().out)  # the summary, for the record
     report = json.loads(summary.read_text(encoding="utf-8"))
     scores = report["metrics"]["experimental"]

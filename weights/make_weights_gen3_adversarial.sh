@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The third generator's training run (a candidate: not shipped until it beats the default on the held-out maps;
-# MODEL_CARD.md reports every run, what it cost and how it scored). Twelve training pairs (the second
+# A run toward the third generator, adversarial (measured and not shipped; MODEL_CARD.md, "Runs", reports every
+# run, what it cost and how it scored; make_weights.sh makes the shipped one). Twelve training pairs (the second
 # generator's seven, measles EMD-2867 and five of ../shared/data/more/), five held out, and five unpaired real
-# maps as extra real samples for the discriminator. It starts from the shipped second generator
-# (weights/struc2map_generator.pt) and trains with the paper's adversarial term from the first step, the
+# maps as extra real samples for the discriminator. It starts from the second generator
+# (weights/v2.pt, then the default) and trains with the paper's adversarial term from the first step, the
 # discriminator at a quarter of the paper's widths (for speed). Resumable: run it again with the same WORK_DIR to
 # continue (--max-minutes bounds one sitting; --epochs the whole run). The reported run: 132 steps in a first
-# sitting, to step 432 in a second; it scored worse than the default on the held-out maps.
+# sitting, to step 432 in a second; it scored worse than v2 on the held-out maps.
 # Run from the repository root with the training extra installed (pip install -e .[training]).
-# Usage: bash weights/make_weights_gen3.sh [DATA_DIR] [WORK_DIR] [MINUTES]
+# Usage: bash weights/make_weights_gen3_adversarial.sh [DATA_DIR] [WORK_DIR] [MINUTES]
 set -euo pipefail
 DATA=${1:-../shared/data}
 WORK=${2:-work_data}
@@ -30,6 +30,6 @@ UNPAIRED="$U/emd0775_6ksw_box.mrc.gz $U/emd1461_segment.mrc.gz $U/emd21367_6vrc_
 struc2map prepare "$DATA/pairs.txt" "$DATA/pairs_extra.txt" "$DATA/more/pairs.txt" weights/data/pairs.txt \
     --output "$WORK/ds_gen3" --only $TRAIN $VAL --unpaired $UNPAIRED
 struc2map train "$WORK/ds_gen3" --run-dir "$WORK/adv_gen3" --train-pairs $TRAIN --val-pairs $VAL \
-    --widths 16 32 64 128 --disc-widths 8 16 32 64 --init-weights weights/struc2map_generator.pt \
+    --widths 16 32 64 128 --disc-widths 8 16 32 64 --init-weights weights/v2.pt \
     --lr 1e-4 --disc-lr 1e-4 --adv-weight 0.01 --real-fraction 0.5 --batch-size 8 --steps-per-epoch 10 \
     --val-tiles 40 --ema-decay 0.99 --plateau-patience 1000 --seed 3 --epochs 60 --max-minutes "$MINUTES"

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Re-create the default weights (weights/struc2map_generator.pt, the second generator) from the real pairs
-# in ../shared/data, from scratch. How long it took, on which machine: weights/MODEL_CARD.md (training time
-# and hardware; the re-creation).
+# Re-create the second generator (weights/v2.pt, `--weights v2`; the default until the third replaced it) from
+# the real pairs in ../shared/data, from scratch. How long it took, on which machine: weights/MODEL_CARD_v2.md
+# (training time and hardware; the re-creation).
 # Run from the repository root in an environment where `struc2map` is installed with the training extra
 # (pip install -e .[training]). Floating-point results differ with the CPU and thread count.
-# Usage: bash weights/make_weights.sh [DATA_DIR] [WORK_DIR] [OUTPUT]   (OUTPUT: weights/struc2map_generator.pt;
+# Usage: bash weights/make_weights_v2.sh [DATA_DIR] [WORK_DIR] [OUTPUT]   (OUTPUT: weights/v2.pt;
 # an existing OUTPUT is replaced, as the script is run to re-create it: give another path to keep it)
 set -euo pipefail
 DATA=${1:-../shared/data}
 WORK=${2:-work_data}
-OUTPUT=${3:-weights/struc2map_generator.pt}
+OUTPUT=${3:-weights/v2.pt}
 # rubella (35 Å) is left out: far below the method's range. apoferritin_emd20026 and t20s_4.8A come from
 # repositories DATA_POLICY.md reserves for independent testing: never used.
 TRAIN="vp6_emd6272 spike_ntd_emd21457 hcn4_emd0093 actin_emd5168 emd35448_8ihl t20s_fragment_emd5623

@@ -59,7 +59,7 @@ def amplitude_falloff_loss(prediction: torch.Tensor, target: torch.Tensor, resol
     differentiable, so that training can aim at how a map's power falls with resolution, which a regression
     loss does not. ``resolution`` is each tile's target resolution in Å. Tiles with fewer than two shells in
     the band add nothing; zero when none has two. Per tile it misses whole-map scales and sharpening
-    (weights/MODEL_CARD.md, "SmoothL1 with a fall-off term")."""
+    (weights/MODEL_CARD.md, run B)."""
     window, members, upper = _shell_geometry(prediction.shape[-1], float(voxel_size), prediction.device)
 
     def shell_amplitudes(values: torch.Tensor) -> torch.Tensor:
