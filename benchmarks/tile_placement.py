@@ -1,4 +1,4 @@
-"""How much where the tile seams fall moves a generator's scores on the held-out maps (weights/MODEL_CARD.md).
+"""How much where the tile seams fall moves a generator's held-out scores (weights/MODEL_CARD_v2.md, MODEL_CARD.md).
 
 Each map is generated with the tile lattice shifted by eight offsets (the input padded in front, the output
 cropped back) and once with the packed cores, then scored against the experimental map (correlation about

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-create the first generator, weights/v1.pt, from the real pairs in ../shared/data. It needs the code
 # of that time (dataset format 1, one input channel): run it in a checkout of commit 6af1654.
-# About 100 minutes on a 2-core CPU (the shipped run: see MODEL_CARD.md). Run from the repository
+# About 100 minutes on a 2-core CPU (the shipped run: see MODEL_CARD_v1.md). Run from the repository
 # root in an environment where `struc2map` is installed (README's first command).
 # Usage: bash weights/make_weights_v1.sh [DATA_DIR] [WORK_DIR]
 set -euo pipefail

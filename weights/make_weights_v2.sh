@@ -25,7 +25,7 @@ struc2map prepare "$DATA/pairs.txt" "$DATA/pairs_extra.txt" --output "$WORK/ds3"
 #    on --max-minutes 62, at an epoch's end). The validation pairs only report a loss: the plateau scheduler is
 #    off (patience 1000) and no checkpoint is chosen by it.
 struc2map train "$WORK/ds3" --run-dir "$WORK/base" --adv-weight 0 $COMMON --epochs 104
-# 2. The forks compared in MODEL_CARD.md, 12 more epochs each from the common checkpoint (one thread each,
+# 2. The forks compared in MODEL_CARD_v2.md, 12 more epochs each from the common checkpoint (one thread each,
 #    run side by side): control (SmoothL1), + SSIM term, + adversarial term. The control is shipped.
 for fork in control ssim adv; do mkdir -p "$WORK/$fork"; cp "$WORK/base/checkpoint.pt" "$WORK/$fork/"; done
 export OMP_NUM_THREADS=1
