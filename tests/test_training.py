@@ -203,6 +203,8 @@ def test_train_resume_export_evaluate(dataset, data, tmp_path, capsys):
     assert "resumed from epoch 2" in capsys.readouterr().out
     history = (run_dir / "history.csv").read_text(encoding="utf-8").splitlines()
     assert len(history) == 4 and "val_ema" in history[0]
+    rows = list(csv.DictReader(history))  # the average is validated, fall-off too, from the resumed epoch on
+    assert [r["val_ema_falloff"] != "" for r in rows] == [False, False, True] and float(rows[-1]["val_ema_falloff"]) >= 0
 
     weights = tmp_path / "w" / "gen.pt"
     assert cli.main(["export", str(run_dir), "--dataset", str(out), "--output", str(weights),

@@ -307,6 +307,8 @@ class Trainer:
                 if done < cfg.steps_per_epoch:  # a stopped epoch: its means are over the steps it ran
                     sums = {k: v * cfg.steps_per_epoch / max(done, 1) for k, v in sums.items()}
                 val, val_falloff = self.validate()
+                val_ema, val_ema_falloff = (None, None) if self.generator_average is None \
+                    else self.validate(self.generator_average)
                 self.generator_schedule.step(val)
                 if self.discriminator_schedule is not None:
                     self.discriminator_schedule.step(val)
@@ -315,8 +317,7 @@ class Trainer:
                 row = {"epoch": self.epoch, "step": self.step, "train_rec": sums["rec"], "train_ssim": sums["ssim"],
                        "train_falloff": sums["falloff"], "train_adv": sums["adv"],
                        "train_disc": sums["disc"], "val_rec": val,
-                       "val_falloff": val_falloff,
-                       "val_ema": None if self.generator_average is None else self.validate(self.generator_average)[0],
+                       "val_falloff": val_falloff, "val_ema": val_ema, "val_ema_falloff": val_ema_falloff,
                        "lr": self.generator_optimiser.param_groups[0]["lr"], "seconds": round(self.seconds, 1)}
                 self.history.append(row)
                 if self.rank == 0:
