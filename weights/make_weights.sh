@@ -19,14 +19,14 @@ TRAIN="vp6_emd6272 spike_ntd_emd21457 hcn4_emd0093 actin_emd5168 emd35448_8ihl t
        qscore_fixture_emd72359"
 # Held out: the second generator's three, the Slo1 channel (refined B-factors) and the ribosomal protein.
 VAL="haemoglobin_emd3488 gsec_emd3240 kinesin_emd6187 slo1_emd8410 ribosome_L4_fragfit"
-PAIRS="$DATA/pairs.txt $DATA/pairs_extra.txt $DATA/more/pairs.txt weights/data/pairs.txt"
+PAIRS=("$DATA/pairs.txt" "$DATA/pairs_extra.txt" "$DATA/more/pairs.txt" weights/data/pairs.txt)
 
-struc2map prepare $PAIRS --output "$WORK/ds12" --only $TRAIN $VAL
+struc2map prepare "${PAIRS[@]}" --output "$WORK/ds12" --only $TRAIN $VAL
 struc2map train "$WORK/ds12" --run-dir "$WORK/gen3" --train-pairs $TRAIN --val-pairs $VAL \
     --widths 16 32 64 128 --init-weights weights/v2.pt --lr 1e-4 --adv-weight 0 --falloff-weight 0.002 \
     --batch-size 8 --steps-per-epoch 20 --val-tiles 40 --ema-decay 0.99 --plateau-patience 1000 --seed 3 \
     --epochs 3
 struc2map export "$WORK/gen3" --dataset "$WORK/ds12" --which last --output "$WORK/generator.pt" --overwrite
-struc2map evaluate $PAIRS --only $VAL --weights "$WORK/generator.pt" --output "$WORK/eval_gen3"
+struc2map evaluate "${PAIRS[@]}" --only $VAL --weights "$WORK/generator.pt" --output "$WORK/eval_gen3"
 struc2map export "$WORK/gen3" --dataset "$WORK/ds12" --which last --metrics "$WORK/eval_gen3/results.csv" \
     --output "$OUTPUT" --overwrite
