@@ -9,22 +9,20 @@ placements was not measured). The test is pinned to this weights file: new weigh
 floors.
 """
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
 
 from chimerax.struc2map import cli
-from chimerax.struc2map.mapio import read_map
 from chimerax.struc2map.weights_io import default_weights_path, load_weights
+from tests.test_data_policy import RESERVED_PAIRS
+from tests.weights_support import generate_against_experimental
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "struc2map_generator.pt"
 SHA256 = "51c6888c871ff63c0f283c0d2e101af6967a9bb90ac2da023ea91ef1daff95ad"
 HAEM_FLOOR, SLO1_FLOOR = 0.35, 0.50
 HELD_OUT = {"haemoglobin_emd3488", "gsec_emd3240", "kinesin_emd6187", "slo1_emd8410", "ribosome_L4_fragfit"}
-# Pairs from repositories DATA_POLICY.md reserves for independent testing: never trained or evaluated on.
-RESERVED_SOURCES = {"apoferritin_emd20026", "t20s_4.8A"}
 
 
 def test_default_weights_are_the_third_generator_measured():
@@ -37,7 +35,7 @@ def test_default_weights_are_the_third_generator_measured():
     held_out = {p["name"] for p in training["validation_pairs"]}
     trained = {p["name"] for p in training["pairs"]}
     assert held_out == HELD_OUT and len(trained) == 12 and not held_out & trained
-    assert not (held_out | trained) & RESERVED_SOURCES
+    assert not (held_out | trained) & RESERVED_PAIRS
     train = training["train"]
     # Described in the card as fine-tuned from v2 with SmoothL1 and the fall-off term, not adversarially.
     assert train["adv_weight"] == 0 and train["falloff_weight"] == 0.002
@@ -51,16 +49,11 @@ def test_default_weights_are_the_third_generator_measured():
 ])
 def test_default_generator_resembles_the_experimental_map(data, tmp_path, capsys, pair, model, experimental,
                                                           resolution, floor, b_used):
-    out, summary = tmp_path / f"{pair}.mrc", tmp_path / f"{pair}.json"
-    assert cli.main(["generate", str(data(model)), "--resolution", str(resolution), "--output", str(out),
-                     "--compare", str(data(experimental)), "--device", "cpu", "--json", str(summary)]) == 0
-    print(capsys.readouterr().out)  # the summary, for the record
-    report = json.loads(summary.read_text(encoding="utf-8"))
+    report, generated = generate_against_experimental(tmp_path, capsys, data(model), data(experimental), resolution)
     scores = report["metrics"]["experimental"]
     assert report["weights"] == SHA256[:12] and report["effective_resolution"] == resolution
     assert any("B-factors not used" in note for note in report["notes"]) != b_used
     assert scores["correlation_about_mean"] >= floor, scores
-    generated = read_map(out)
     assert any("envelope" in label for label in generated.header["labels"])
     assert generated.array.min() < 0 < generated.array.max()  # real-map-like values, solvent at 0
     assert not generated.array[0].any()  # a face of the box lies beyond the envelope

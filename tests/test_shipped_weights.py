@@ -13,9 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
-
-from chimerax.struc2map import cli
-from chimerax.struc2map.mapio import read_map
+from tests.weights_support import generate_against_experimental
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "v1.pt"
@@ -34,14 +32,10 @@ def test_shipped_weights_are_the_ones_measured():
 
 def test_shipped_generator_resembles_the_experimental_map(data, tmp_path, capsys):
     model, experimental = data("haemoglobin_emd3488/5me2.pdb"), data("haemoglobin_emd3488/emd_3488.mrc.gz")
-    out, summary = tmp_path / "5me2.mrc", tmp_path / "5me2.json"
-    assert cli.main(["generate", str(model), "--resolution", "3.2", "--output", str(out), "--compare",
-                     str(experimental), "--weights", str(WEIGHTS), "--device", "cpu", "--json", str(summary)]) == 0
-    print(capsys.readouterr().out)  # the summary, for the record
-    report = json.loads(summary.read_text(encoding="utf-8"))
+    report, generated = generate_against_experimental(tmp_path, capsys, model, experimental, 3.2,
+                                                      "--weights", str(WEIGHTS))
     scores = report["metrics"]["experimental"]
     assert report["weights"] == SHA256[:12] and report["atoms"] == 4468
     assert scores["correlation_about_mean"] >= FLOOR_ABOUT_MEAN, scores
-    generated = read_map(out)
     assert any(SHA256[:12] in label for label in generated.header["labels"])
     assert generated.array.std() > 0

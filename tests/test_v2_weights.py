@@ -8,20 +8,17 @@ channel empty and says so). The floor is the lattice's lowest, less a little. Th
 pinned to this weights file: new weights need a new checksum and floor.
 """
 import hashlib
-import json
 from pathlib import Path
 
-from chimerax.struc2map import cli
-from chimerax.struc2map.mapio import read_map
 from chimerax.struc2map.weights_io import load_weights
 from chimerax.struc2map.weights_meta import resolve_weights
+from tests.test_data_policy import RESERVED_PAIRS
+from tests.weights_support import generate_against_experimental
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "v2.pt"
 SHA256 = "0975fd86de419cd18d1730e27b3d312509e07d5305817c920e0cdc8b03020b8d"
 FLOOR_ABOUT_MEAN = 0.37
-# Pairs from repositories DATA_POLICY.md reserves for independent testing: never trained or evaluated on.
-RESERVED_SOURCES = {"apoferritin_emd20026", "t20s_4.8A"}
 
 
 def test_v2_weights_are_the_conditioned_ones_measured():
@@ -33,23 +30,18 @@ def test_v2_weights_are_the_conditioned_ones_measured():
     held_out = {p["name"] for p in weights.metadata["training"]["validation_pairs"]}
     trained = {p["name"] for p in weights.metadata["training"]["pairs"]}
     assert held_out == {"haemoglobin_emd3488", "gsec_emd3240", "kinesin_emd6187"} and not held_out & trained
-    assert not (held_out | trained) & RESERVED_SOURCES
+    assert not (held_out | trained) & RESERVED_PAIRS
     train = weights.metadata["training"]["train"]
     assert train["adv_weight"] == 0 and train["init_weights"] is None  # described as non-adversarial, from scratch
 
 
 def test_v2_generator_resembles_the_experimental_map(data, tmp_path, capsys):
     model, experimental = data("haemoglobin_emd3488/5me2.pdb"), data("haemoglobin_emd3488/emd_3488.mrc.gz")
-    out, summary = tmp_path / "5me2.mrc", tmp_path / "5me2.json"
-    assert cli.main(["generate", str(model), "--resolution", "3.2", "--output", str(out), "--compare",
-                     str(experimental), "--weights", "v2", "--device", "cpu", "--json", str(summary)]) == 0
-    print(capsys.readouterr().out)  # the summary, for the record
-    report = json.loads(summary.read_text(encoding="utf-8"))
+    report, generated = generate_against_experimental(tmp_path, capsys, model, experimental, 3.2, "--weights", "v2")
     scores = report["metrics"]["experimental"]
     assert report["weights"] == SHA256[:12] and report["effective_resolution"] == 3.2
     assert any("B-factors not used" in note for note in report["notes"])
     assert scores["correlation_about_mean"] >= FLOOR_ABOUT_MEAN, scores
-    generated = read_map(out)
     assert any("envelope" in label for label in generated.header["labels"])
     assert generated.array.min() < 0 < generated.array.max()  # real-map-like values, solvent at 0
     edge = generated.array[0]  # a face of the box lies beyond the envelope
