@@ -225,12 +225,12 @@ def _weights_list(args: argparse.Namespace) -> int:
         except WeightsError as e:  # one bad file is named, and hides none of the others
             print(f"{w.name}: cannot be used: {e}\n  {w.path}")
             continue
+        inputs = meta.get("input", {}).get("simulator", "molmap") + (" + B-factors" if spec.in_channels > 1 else "")
         resolution = (f"resolution {spec.resolution_range[0]:g}–{spec.resolution_range[1]:g} Å as asked"
                       if spec.resolution_range else f"native resolution {spec.native_resolution:g} Å")
         print(f"{w.name}{' (shipped)' if w.shipped else ''}: {w.description}\n  {w.path}\n"
-              f"  widths {'/'.join(map(str, meta['widths']))}; "
-              f"input {meta.get('input', {}).get('simulator', 'molmap')}{' + B-factors' if spec.in_channels == 2 else ''}; "
-              f"{resolution}; sha256 {meta['sha256'][:12]}")
+              f"  widths {'/'.join(map(str, meta['widths']))}; input {inputs}; {resolution}; "
+              f"sha256 {meta['sha256'][:12]}")
     return 0
 
 
